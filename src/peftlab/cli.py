@@ -1,0 +1,142 @@
+"""The ``peftlab`` command line. Every command takes an optional YAML config plus ``key=value`` overrides
+and writes into the run directory ``output_dir``. User mistakes end with one line on stderr and exit 2."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from peftlab.config import Config, load_config
+from peftlab.errors import TrainingInterrupted, UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help=__doc__)
+data_app = typer.Typer(no_args_is_help=True, help="Build and inspect datasets.")
+app.add_typer(data_app, name="data")
+
+ConfigOption = typer.Option(None, "--config", "-c", help="YAML config file.", show_default=False)
+OverridesArgument = typer.Argument(None, help="Config overrides such as train.epochs=2 method.r=8.")
+ModelOption = typer.Option(None, "--model", help="Shortcut for model.name=...")
+MethodOption = typer.Option(None, "--method", help="Shortcut for method.name=...")
+OutputOption = typer.Option(None, "--output-dir", "-o", help="Shortcut for output_dir=...")
+TaskOption = typer.Option(None, "--task", help="Shortcut for task=...")
+
+
+def _config(config_file, overrides, **shortcuts) -> Config:
+    extra = [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
+    return load_config(config_file, list(overrides or []) + extra)
+
+
+@app.command()
+def train(
+    config_file: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = OverridesArgument,
+    model: Optional[str] = ModelOption,
+    method: Optional[str] = MethodOption,
+    output_dir: Optional[str] = OutputOption,
+):
+    """Fine-tune the model with the configured method; resumes from the last checkpoint if interrupted."""
+    from peftlab.runs import start_run, update_metrics
+    from peftlab.train import train as run_training
+
+    config = _config(config_file, overrides, **{"model.name": model, "method.name": method, "output_dir": output_dir})
+    run_dir = start_run(config, "train")
+    metrics = update_metrics(run_dir, run_training(config, run_dir))
+    typer.echo(f"adapter saved in {run_dir / 'adapter'}; trainable params {metrics['trainable_params']:,}")
+
+
+@app.command()
+def generate(
+    config_file: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = OverridesArgument,
+    model: Optional[str] = ModelOption,
+    method: Optional[str] = MethodOption,
+    task: Optional[str] = TaskOption,
+    output_dir: Optional[str] = OutputOption,
+):
+    """Generate k candidates per test problem into predictions.jsonl."""
+    from peftlab.pipeline import generate as run_generation
+    from peftlab.runs import start_run, update_metrics
+
+    shortcuts = {"model.name": model, "method.name": method, "task": task, "output_dir": output_dir}
+    config = _config(config_file, overrides, **shortcuts)
+    run_dir = start_run(config, "generate")
+    update_metrics(run_dir, run_generation(config, run_dir))
+    typer.echo(f"predictions written to {run_dir / 'predictions.jsonl'}")
+
+
+@app.command()
+def evaluate(
+    config_file: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = OverridesArgument,
+    predictions: Optional[Path] = typer.Option(None, help="JSONL to score (default: the run's predictions)."),
+    task: Optional[str] = TaskOption,
+    output_dir: Optional[str] = OutputOption,
+):
+    """Score predictions with the task's metrics into metrics.json."""
+    from peftlab.pipeline import evaluate as run_evaluation
+    from peftlab.runs import start_run, update_metrics
+
+    config = _config(config_file, overrides, task=task, output_dir=output_dir)
+    run_dir = start_run(config, "evaluate")
+    metrics = update_metrics(run_dir, run_evaluation(config, run_dir, predictions))
+    for key, value in metrics.items():
+        typer.echo(f"{key}: {value}")
+
+
+@data_app.command("mine-codegen")
+def mine_codegen(
+    out: Path = typer.Option(..., "--out", help="Directory for train/validation/test.jsonl and card.json."),
+    source: Optional[Path] = typer.Option(None, "--source", help="Python source tree (default: listed stdlib modules)."),
+    seed: int = typer.Option(0, help="Seed of the split by file."),
+    tokenizer: str = typer.Option("smollm2-135m", help="Tokenizer for the card's token-length statistics."),
+):
+    """Mine documented functions from a Python source tree into a code-generation dataset."""
+    from peftlab.data.build import build_codegen_dataset
+
+    card = build_codegen_dataset(out, source, seed, tokenizer)
+    counts = card["counts"]
+    typer.echo(f"wrote {out}: train {counts['train']}, validation {counts['validation']}, test {counts['test']}")
+
+
+@data_app.command("preview")
+def preview(
+    config_file: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = OverridesArgument,
+    count: int = typer.Option(2, "--count", "-n", help="How many training records to show."),
+):
+    """Show how training records are tokenized: prompt tokens (no loss) dimmed, loss-bearing tokens bold."""
+    from peftlab.data.preview import show_preview
+
+    show_preview(_config(config_file, overrides), count)
+
+
+@app.command()
+def demo(
+    output_dir: Path = typer.Option(Path("runs/demo"), "--output-dir", "-o"),
+    overrides: Optional[list[str]] = OverridesArgument,
+):
+    """The main job: mine the stdlib dataset, LoRA-tune the bundled model, compare with zero-shot."""
+    from peftlab.demo import run_demo
+
+    run_demo(output_dir, list(overrides or []))
+
+
+def main() -> None:
+    # bitsandbytes warns at import that an optional hub-fetched CPU kernel is missing; we never fetch it.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    try:
+        app()
+    except UserError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        sys.exit(2)
+    except TrainingInterrupted as stopped:
+        typer.secho(str(stopped), fg="yellow", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Run configuration: one pydantic model per section, loaded from YAML plus ``key=value`` overrides.
+
+Every field here is documented in docs/config.md; the two are kept 1:1. Unknown keys and wrong types are
+user errors (:class:`~peftlab.errors.UserError`), reported on one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from peftlab.errors import UserError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    name: str = "smollm2-135m"
+    """Bundled model name, a local HF model directory, a local ``.gguf`` file, or a hub id."""
+    max_length: int = Field(320, gt=8)
+    """Longest training sequence (prompt + response) in tokens; longer records are dropped."""
+
+
+class DataConfig(_Section):
+    dir: str = "runs/data/codegen"
+    """Directory holding ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl``."""
+    train_size: int | None = Field(None, ge=1)
+    """Use only the first N training records (after filtering by ``model.max_length``)."""
+    validation_size: int | None = Field(64, ge=1)
+    test_size: int | None = Field(None, ge=1)
+
+
+class MethodConfig(_Section):
+    name: str = "lora"
+    """Adaptation method: a training method (see ``peftlab.methods``) or a prompting baseline."""
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = None
+    """Module names to adapt; ``None`` resolves them from the model's architecture."""
+    num_virtual_tokens: int = Field(20, ge=1)
+    """Prompt and prefix tuning: number of virtual tokens."""
+    prompt_init: Literal["random", "text"] = "random"
+    """Prompt tuning: initialise the virtual tokens randomly or from ``prompt_init_text``."""
+    prompt_init_text: str = "Write a Python function that does what the instruction says."
+    prefix_projection: bool = False
+    """Prefix tuning: reparameterise the prefix through a two-layer MLP."""
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """QLoRA: dtype of the de-quantised matmuls (float32 on CPUs, where bf16 matmuls are ~500x slower)."""
+    shots: int = Field(3, ge=0)
+    """ICL and RAG: number of training examples put in the prompt."""
+    retriever: Literal["bm25", "dense"] = "bm25"
+    """RAG: lexical BM25 (bm25s) or dense embeddings from ``embedding_model``."""
+    embedding_model: str | None = None
+    """RAG with the dense retriever: a local sentence-embedding model directory."""
+
+
+class TrainConfig(_Section):
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = -1
+    """Stop after this many optimiser steps (-1: run ``epochs``)."""
+    learning_rate: float | None = Field(None, gt=0)
+    """``None`` takes the method's default learning rate."""
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    eval_every: float = Field(0.2, gt=0, le=1)
+    """Evaluate (and checkpoint) every this fraction of the training run."""
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = 42
+
+
+class GenerationConfig(_Section):
+    k: int = Field(1, ge=1)
+    """Candidates returned per problem."""
+    num_beams: int = Field(1, ge=1)
+    do_sample: bool = False
+    temperature: float = Field(0.8, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(8, ge=1)
+    stop: list[str] = Field(default_factory=lambda: ["\n### Instruction", "\n### Response", "\n\n\n"])
+    seed: int = 42
+
+
+class Config(_Section):
+    """A whole run: what to adapt, on which data, how to train, generate and evaluate."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    task: str = "codegen"
+    """Task name (see ``peftlab.tasks``)."""
+    output_dir: str = "runs/latest"
+    """Run directory: config, versions, checkpoints, predictions and metrics are written here."""
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key '{key}'"
+    return f"bad value for '{key}': {first['msg']} (got {first.get('input')!r})"
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise UserError(f"override '{text}' is not of the form key=value")
+    key, raw = text.split("=", 1)
+    if not key:
+        raise UserError(f"override '{text}' has an empty key")
+    # YAML parsing turns "3e-4" into a float, "[q_proj, v_proj]" into a list, "null" into None.
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def _set_nested(tree: dict, path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f"config key '{'.'.join(path)}' goes through non-section '{part}'")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Build a :class:`Config` from an optional YAML file and ``key=value`` overrides (applied in order).
+
+    Raises:
+        UserError: the file is missing or not a YAML mapping, an override is malformed, a key is unknown,
+            or a value has the wrong type.
+    """
+    tree: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise UserError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise UserError(f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}")
+        tree = loaded or {}
+    for text in overrides or []:
+        key_path, value = _parse_override(text)
+        _set_nested(tree, key_path, value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as error:
+        raise UserError(_format_validation_error(error)) from None
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML, loadable again with :func:`load_config`."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Datasets: mining, JSONL records, the instruction template and loss masking."""

@@ -1,0 +1,55 @@
+"""Code generation from an instruction (the mined dataset, or any JSONL in the same shape)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peftlab.data.records import read_jsonl
+from peftlab.data.template import format_prompt
+from peftlab.errors import UserError
+from peftlab.metrics import METRICS
+from peftlab.postprocess import extract_code
+from peftlab.tasks.base import Task
+
+SPLITS = ("train", "validation", "test")
+SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
+
+
+class CodeGeneration(Task):
+    name = "codegen"
+
+    def load(self, split: str) -> list[dict]:
+        """Records of ``split`` from ``data.dir``, truncated to the configured size.
+
+        Raises:
+            UserError: the data directory or split file is missing, malformed, or empty.
+        """
+        if split not in SPLITS:
+            raise UserError(f"unknown split '{split}'; known: {', '.join(SPLITS)}")
+        directory = Path(self.config.data.dir)
+        path = directory / f"{split}.jsonl"
+        if not path.is_file():
+            raise UserError(
+                f"dataset split not found: {path} (run `peftlab data mine-codegen --out {directory}` first?)"
+            )
+        records = read_jsonl(path, required=("instruction", "reference"))
+        if not records:
+            raise UserError(f"dataset split {path} is empty")
+        for index, record in enumerate(records):
+            record.setdefault("id", f"{split}-{index:05d}")
+        size = getattr(self.config.data, SIZE_KEYS[split])
+        return records[:size] if size else records
+
+    def prompt(self, problem: dict) -> str:
+        return format_prompt(problem["instruction"])
+
+    def postprocess(self, completion: str) -> str:
+        return extract_code(completion, self.config.generation.stop)
+
+    def evaluate(self, predictions: list[dict]) -> tuple[dict[str, float], list[dict]]:
+        candidates = [row["candidates"] for row in predictions]
+        references = [row["reference"] for row in predictions]
+        metrics: dict[str, float] = {}
+        for metric in METRICS.values():
+            metrics.update(metric(candidates, references))
+        return metrics, predictions

@@ -1,0 +1,155 @@
+"""Training: the configured method on the task's train split, evaluated every ``train.eval_every`` of the
+run, best checkpoint (lowest validation loss) kept, resumable after an interruption.
+
+Read top to bottom: data -> model + method -> Trainer -> save. We use the HF ``Trainer`` rather than an
+explicit loop for its checkpoint/resume (optimizer, scheduler, RNG and data position) and best-model
+tracking; docs/decisions.md says why.
+"""
+
+from __future__ import annotations
+
+import resource
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from peftlab.config import Config
+from peftlab.data.template import CompletionCollator, tokenize_example
+from peftlab.errors import TrainingInterrupted, UserError
+from peftlab.methods import count_parameters, get_method
+from peftlab.models import load_model, load_tokenizer
+from peftlab.tasks import get_task
+
+ADAPTER_DIR = "adapter"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class StopOnRequest(TrainerCallback):
+    """Turns Ctrl-C into "save a checkpoint at the end of this step, then stop" instead of losing the step."""
+
+    def __init__(self):
+        self.requested = False
+
+    def request(self, *_):
+        self.requested = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+def tokenize_split(task, tokenizer, records: list[dict], max_length: int) -> list[dict]:
+    """Tokenized examples; those longer than ``max_length`` tokens are dropped (never truncated, which
+    would teach the model to stop mid-function)."""
+    examples = [tokenize_example(tokenizer, task.prompt(r), task.response(r)) for r in records]
+    return [example for example in examples if len(example["input_ids"]) <= max_length]
+
+
+def peak_memory_mb() -> float:
+    """Process peak RSS on CPU; peak allocated device memory on CUDA."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _directory_mb(directory: Path) -> float:
+    return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) / 2**20
+
+
+def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None) -> dict:
+    """Train and save the adapter under ``run_dir/adapter``; return the training metrics.
+
+    Raises:
+        UserError: unknown method/task, incompatible options, or no training example fits ``max_length``.
+        TrainingInterrupted: a stop was requested; the last checkpoint is on disk.
+    """
+    task = get_task(config.task, config)
+    method = get_method(config.method)
+    if not task.trainable:
+        raise UserError(f"task '{task.name}' has no training split")
+
+    tokenizer = load_tokenizer(config.model.name, padding_side="right")
+    train_set = tokenize_split(task, tokenizer, task.load("train"), config.model.max_length)
+    validation_set = tokenize_split(task, tokenizer, task.load("validation"), config.model.max_length)
+    if not train_set:
+        raise UserError(f"no training example fits model.max_length={config.model.max_length}")
+    if config.data.train_size:
+        train_set = train_set[: config.data.train_size]
+
+    torch.manual_seed(config.train.seed)
+    model = method.apply(load_model(config.model.name, quantization_config=method.quantization_config()))
+    parameters = count_parameters(model)
+
+    args = TrainingArguments(
+        output_dir=str(run_dir / CHECKPOINT_DIR),
+        num_train_epochs=config.train.epochs,
+        max_steps=config.train.max_steps,
+        per_device_train_batch_size=config.train.batch_size,
+        per_device_eval_batch_size=config.train.batch_size,
+        gradient_accumulation_steps=config.train.grad_accum,
+        learning_rate=config.train.learning_rate or method.default_learning_rate,
+        warmup_steps=config.train.warmup_ratio,  # a float < 1 is a ratio of all steps
+        weight_decay=config.train.weight_decay,
+        eval_strategy="steps" if validation_set else "no",
+        eval_steps=config.train.eval_every,
+        save_strategy="steps",
+        save_steps=config.train.eval_every,
+        save_total_limit=2,
+        load_best_model_at_end=bool(validation_set),
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=1,
+        include_num_input_tokens_seen="non_padding",
+        report_to=[],
+        seed=config.train.seed,
+        data_seed=config.train.seed,
+        remove_unused_columns=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    stop = stop or StopOnRequest()
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=validation_set or None,
+        data_collator=CompletionCollator(tokenizer.pad_token_id),
+        callbacks=[stop],
+    )
+    checkpoint = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    if checkpoint:
+        print(f"Resuming from {checkpoint}", file=sys.stderr)
+    previous_handler = signal.signal(signal.SIGINT, stop.request)
+    started = time.perf_counter()
+    try:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+    train_time = time.perf_counter() - started
+    if stop.requested:
+        raise TrainingInterrupted(
+            f"interrupted at step {trainer.state.global_step}; checkpoint saved in {args.output_dir}. "
+            "Re-run the same command to resume."
+        )
+
+    method.save(trainer.model, run_dir / ADAPTER_DIR)
+    eval_losses = [entry["eval_loss"] for entry in trainer.state.log_history if "eval_loss" in entry]
+    return {
+        **parameters,
+        "method": method.name,
+        "train_examples": len(train_set),
+        "train_steps": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "best_eval_loss": min(eval_losses) if eval_losses else None,
+        "train_time_s": train_time,
+        "tokens_per_s": trainer.state.num_input_tokens_seen / train_time if train_time else None,
+        "peak_memory_mb": peak_memory_mb(),
+        "adapter_mb": _directory_mb(run_dir / ADAPTER_DIR),
+        "resumed_from": Path(checkpoint).name if checkpoint else None,
+    }

@@ -1,0 +1,91 @@
+"""Shared fixtures: a tiny random Llama with a tiny BPE tokenizer, built in-process, and a mined dataset.
+
+The model is saved to a directory so tests go through the same loading path as real models
+(``model.name=<dir>``). Its tokenizer uses EOS as the pad token, as SmolLM2 does, so masking bugs that
+confuse padding with the final EOS show up here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach the Hugging Face Hub: a hub id must fail fast, as it does on an offline machine.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MINI_PROJECT = FIXTURES / "mini_project"
+
+
+def _train_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [path.read_text() for path in sorted(MINI_PROJECT.rglob("*.py"))]
+    corpus.append("### Instruction:\n### Response:\n" * 4)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<eos>", pad_token="<eos>")
+
+
+def build_tiny_llama(vocab_size: int, seed: int = 0):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        eos_token_id=0,
+        pad_token_id=0,
+        bos_token_id=0,
+    )
+    return LlamaForCausalLM(config)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer random Llama (hidden 32) and a 400-token BPE tokenizer, saved as an HF directory."""
+    directory = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = _train_tokenizer()
+    model = build_tiny_llama(len(tokenizer))
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> Path:
+    """The fixture project mined into train/validation/test JSONL (no tokenizer statistics)."""
+    from peftlab.data.build import build_codegen_dataset
+
+    directory = tmp_path_factory.mktemp("tiny-data")
+    build_codegen_dataset(directory, MINI_PROJECT, seed=0, tokenizer_name=None)
+    return directory
+
+
+@pytest.fixture
+def tiny_overrides(tiny_model_dir, tiny_data_dir, tmp_path) -> list[str]:
+    """Config overrides that point a run at the tiny model and data, small enough to train in seconds."""
+    return [
+        f"model.name={tiny_model_dir}",
+        f"data.dir={tiny_data_dir}",
+        f"output_dir={tmp_path / 'run'}",
+        "train.batch_size=4",
+        "train.max_steps=4",
+        "generation.max_new_tokens=8",
+        "generation.stop=[]",
+    ]
