@@ -56,15 +56,23 @@ def build_tiny_llama(vocab_size: int, seed: int = 0):
     return LlamaForCausalLM(config)
 
 
+def _save_tiny(directory: Path, seed: int) -> Path:
+    tokenizer = _train_tokenizer()
+    build_tiny_llama(len(tokenizer), seed=seed).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer random Llama (hidden 32) and a 400-token BPE tokenizer, saved as an HF directory."""
-    directory = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = _train_tokenizer()
-    model = build_tiny_llama(len(tokenizer))
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return _save_tiny(tmp_path_factory.mktemp("tiny-llama"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir_b(tmp_path_factory) -> Path:
+    """A second tiny model (same shape, other weights), for matrices over models."""
+    return _save_tiny(tmp_path_factory.mktemp("tiny-llama-b"), seed=1)
 
 
 @pytest.fixture(scope="session")

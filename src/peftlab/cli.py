@@ -3,6 +3,7 @@ and writes into the run directory ``output_dir``. User mistakes end with one lin
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -87,6 +88,24 @@ def evaluate(
         typer.echo(f"{key}: {value}")
 
 
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="Run directory written by `peftlab train` (its -o).", show_default=False),
+    output_dir: Path = typer.Option(..., "--output-dir", "-o", help="New directory for the export.", show_default=False),
+    merge: bool = typer.Option(
+        True,
+        "--merge/--adapter-only",
+        help="--merge: fold LoRA/(IA)3/QLoRA into float32 base weights and write a plain transformers model "
+        "(prompt/prefix tuning cannot be merged). --adapter-only: copy the PEFT adapter.",
+    ),
+):
+    """Export a trained run as a standalone model directory (plus tokenizer), e.g. `peftlab export --merge -o OUT RUN_DIR`."""
+    from peftlab.export import export_run
+
+    info = export_run(run_dir, output_dir, merge)
+    typer.echo(f"exported {info['method']} ({info['format']}, {info['size_mb']} MB) to {output_dir}")
+
+
 @data_app.command("mine-codegen")
 def mine_codegen(
     out: Path = typer.Option(..., "--out", help="Directory for train/validation/test.jsonl and card.json."),
@@ -112,6 +131,50 @@ def preview(
     from peftlab.data.preview import show_preview
 
     show_preview(_config(config_file, overrides), count)
+
+
+@app.command()
+def run(
+    config_file: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = OverridesArgument,
+    model: Optional[str] = ModelOption,
+    method: Optional[str] = MethodOption,
+    task: Optional[str] = TaskOption,
+    output_dir: Optional[str] = OutputOption,
+):
+    """Train (for a training method), generate and evaluate in one go; finished stages are skipped."""
+    from peftlab.pipeline import run_stages
+
+    shortcuts = {"model.name": model, "method.name": method, "task": task, "output_dir": output_dir}
+    metrics = run_stages(_config(config_file, overrides, **shortcuts), announce=lambda stage: typer.echo(f"== {stage}"))
+    typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command()
+def study(
+    study_file: Optional[Path] = typer.Argument(None, help="Study YAML (default: the built-in preset)."),
+    preset: str = typer.Option("default", help="Built-in study when no file is given: default or full."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Overrides the study's output_dir."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again."),
+    report: bool = typer.Option(True, help="Write the report when the matrix is complete."),
+):
+    """Run a study matrix (models x tasks x seeds x methods, plus sweeps); re-running skips finished cells."""
+    from peftlab.study_main import run_study_command
+
+    code = run_study_command(study_file, preset, output_dir, retry_failed, report)
+    raise typer.Exit(code)
+
+
+@app.command()
+def report(
+    runs_dir: Path = typer.Argument(..., help="A study directory, or a directory holding run directories."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report directory (default: RUNS_DIR/report)."),
+):
+    """Rebuild tables (Markdown, CSV, LaTeX), figures and report.html with bootstrap CIs from run directories."""
+    from peftlab.report import build_report
+
+    written = build_report(runs_dir, out)
+    typer.echo(f"wrote {len(written)} files; open {written['report.html']}")
 
 
 @app.command()

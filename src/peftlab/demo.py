@@ -12,25 +12,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from peftlab.config import Config, load_config
-from peftlab.pipeline import PREDICTIONS, evaluate, generate
-from peftlab.runs import start_run, update_metrics
-from peftlab.train import ADAPTER_DIR, train
+from peftlab.config import load_config
+from peftlab.pipeline import run_stages
 
 DEMO_CONFIG = files("peftlab") / "configs" / "demo.yaml"
-
-
-def _run(config: Config, console: Console) -> dict:
-    run_dir = Path(config.output_dir)
-    name = config.method.name
-    if config.method.name != "zero-shot" and not (run_dir / ADAPTER_DIR).is_dir():
-        console.rule(f"[bold]{name}: train")
-        update_metrics(start_run(config, "train"), train(config, run_dir))
-    if not (run_dir / PREDICTIONS).is_file():
-        console.rule(f"[bold]{name}: generate")
-        update_metrics(start_run(config, "generate"), generate(config, run_dir))
-    console.rule(f"[bold]{name}: evaluate")
-    return update_metrics(start_run(config, "evaluate"), evaluate(config, run_dir))
 
 
 def results_table(results: dict[str, dict], k: int) -> Table:
@@ -66,7 +51,7 @@ def run_demo(output_dir: Path, overrides: list[str]) -> dict[str, dict]:
             DEMO_CONFIG,
             [f"data.dir={data_dir}", f"output_dir={output_dir / method}", f"method.name={method}", *overrides],
         )
-        results[method] = _run(config, console)
+        results[method] = run_stages(config, announce=lambda stage: console.rule(f"[bold]{stage}"))
     console.print(results_table(results, config.generation.k))
     console.print(f"run directories: {output_dir}/<method>/ (config.yaml, metrics.json, predictions.jsonl)")
     return results

@@ -16,10 +16,12 @@ from peftlab.generate import generate_candidates
 from peftlab.methods import get_method
 from peftlab.models import load_model, load_tokenizer
 from peftlab.prompting import PROMPTING_METHODS, build_prompts, prompt_token_budget
+from peftlab.runs import start_run, update_metrics
 from peftlab.tasks import get_task
-from peftlab.train import ADAPTER_DIR
+from peftlab.train import ADAPTER_DIR, train
 
 PREDICTIONS = "predictions.jsonl"
+SCORED = "scored.jsonl"
 
 
 def load_for_generation(config: Config, run_dir: Path):
@@ -85,5 +87,22 @@ def evaluate(config: Config, run_dir: Path, predictions: Path | None = None) -> 
     task = get_task(config.task, config)
     rows = read_jsonl(predictions or run_dir / PREDICTIONS, required=("id", "candidates"))
     metrics, scored = task.evaluate(rows)
-    write_jsonl(run_dir / "scored.jsonl", scored)
+    write_jsonl(run_dir / SCORED, scored)
     return metrics
+
+
+def run_stages(config: Config, announce=print) -> dict:
+    """Train (for a training method), generate and evaluate, skipping each stage whose output exists,
+    so an interrupted run resumes where it stopped. Returns the run's merged metrics."""
+    run_dir = Path(config.output_dir)
+    name = config.method.name
+    if name not in PROMPTING_METHODS and not (run_dir / ADAPTER_DIR).is_dir():
+        announce(f"{name}: train")
+        update_metrics(start_run(config, "train"), train(config, run_dir))
+    if not (run_dir / PREDICTIONS).is_file():
+        announce(f"{name}: generate")
+        update_metrics(start_run(config, "generate"), generate(config, run_dir))
+    if not (run_dir / SCORED).is_file():
+        announce(f"{name}: evaluate")
+        update_metrics(start_run(config, "evaluate"), evaluate(config, run_dir))
+    return update_metrics(run_dir, {})

@@ -47,9 +47,17 @@ class CodeGeneration(Task):
         return extract_code(completion, self.config.generation.stop)
 
     def evaluate(self, predictions: list[dict]) -> tuple[dict[str, float], list[dict]]:
+        """Corpus-level metrics, plus each row's own ``scores`` (the same metrics on that problem alone),
+        which the report bootstraps confidence intervals and paired tests from."""
         candidates = [row["candidates"] for row in predictions]
         references = [row["reference"] for row in predictions]
         metrics: dict[str, float] = {}
         for metric in METRICS.values():
             metrics.update(metric(candidates, references))
-        return metrics, predictions
+        scored = []
+        for row, problem_candidates, reference in zip(predictions, candidates, references, strict=True):
+            scores: dict[str, float] = {}
+            for metric in METRICS.values():
+                scores.update(metric([problem_candidates], [reference]))
+            scored.append({**row, "scores": scores})
+        return metrics, scored

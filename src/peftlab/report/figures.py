@@ -1,0 +1,233 @@
+"""The report's figures: PNGs drawn with matplotlib's Agg backend, reproducible byte for byte.
+
+Per table group: effectiveness against trainable parameters (log x; prompting baselines, which train no
+parameters, sit in a shaded strip one decade left of the smallest trained method), effectiveness against
+peak training memory (trained methods only: prompting baselines record none), EM@k over k, and one figure
+per swept config key (x = the key's value, a line per model × method). Error bars and bands are the 95%
+bootstrap intervals of the tables. PNGs carry no metadata (no Software, no date), and drawing runs under
+matplotlib's default style, so a user's matplotlibrc does not change the bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import matplotlib.style
+from matplotlib.figure import Figure  # pyplot-free: savefig renders PNGs with the Agg canvas, whatever the backend
+from matplotlib.lines import Line2D
+from matplotlib.transforms import blended_transform_factory
+
+from peftlab.report.collect import sweep_key
+from peftlab.report.stats import GroupStats, RowStats, metric_title
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", ":", "-.")
+DPI = 100
+
+
+@dataclass
+class FigureFile:
+    path: str
+    """Relative to the report directory (POSIX)."""
+    title: str
+    caption: str
+
+
+def _palette(stats: GroupStats) -> tuple[dict, dict]:
+    colors = matplotlib.colormaps["tab10"].colors
+    methods = sorted({row.row.method for row in stats.rows})
+    models = sorted({row.row.model for row in stats.rows})
+    return (
+        {method: colors[index % len(colors)] for index, method in enumerate(methods)},
+        {model: MARKERS[index % len(MARKERS)] for index, model in enumerate(models)},
+    )
+
+
+def _legend(fig: Figure, rows: list[RowStats], colors: dict, markers: dict) -> None:
+    """Colour per method and (with several models) marker per model, for the methods and models drawn."""
+    methods, models = {row.row.method for row in rows}, {row.row.model for row in rows}
+    handles = [Line2D([], [], color=color, marker="o", linestyle="", label=method)
+               for method, color in colors.items() if method in methods]
+    if len(models) > 1:
+        handles += [Line2D([], [], color="0.3", marker=marker, linestyle="", label=model)
+                    for model, marker in markers.items() if model in models]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+
+
+def _grid(count: int, title: str) -> tuple[Figure, list]:
+    columns = min(3, count)
+    rows = math.ceil(count / columns)
+    fig = Figure(figsize=(3.6 * columns + 1.8, 3.1 * rows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel().tolist()
+    for extra in axes[count:]:
+        extra.set_visible(False)
+    fig.suptitle(title, fontsize=11)
+    return fig, axes[:count]
+
+
+def _save(fig: Figure, out_dir: Path, name: str) -> str:
+    path = out_dir / "figures" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    return f"figures/{name}"
+
+
+def _errorbar(ax, x, estimate, color, marker) -> None:
+    ax.errorbar(
+        [x], [estimate.value], yerr=[[estimate.value - estimate.low], [estimate.high - estimate.value]],
+        color=color, marker=marker, markersize=6, capsize=3, linestyle="", alpha=0.9,
+    )
+
+
+def _decade_ticks(zero_x: float, largest: float, has_zero: bool) -> tuple[list[float], list[str]]:
+    """Decade ticks from the baseline strip to the largest count; the strip's tick reads "0"."""
+    first, last = round(math.log10(zero_x)), math.ceil(math.log10(largest))
+    step = max(1, math.ceil((last - first) / 7))
+    exponents = list(range(first, last + 1, step))
+    labels = ["0" if has_zero and exponent == first else f"$10^{{{exponent}}}$" for exponent in exponents]
+    return [10.0**exponent for exponent in exponents], labels
+
+
+def effect_vs_params(stats: GroupStats, out_dir: Path) -> FigureFile | None:
+    rows = [row for row in stats.rows if row.estimates]
+    if not rows:
+        return None
+    colors, markers = _palette(stats)
+    params = {id(row): row.row.metric("trainable_params") or 0 for row in rows}
+    positive = [value for value in params.values() if value > 0]
+    zero_x = 10 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1.0
+    fig, axes = _grid(len(stats.metrics), f"{stats.group.title}: effectiveness vs trainable parameters")
+    for ax, metric in zip(axes, stats.metrics):
+        if any(value == 0 for value in params.values()):
+            ax.axvspan(zero_x / 3, zero_x * 3, color="0.92", zorder=0)
+            ax.text(zero_x, 0.98, "0 params", transform=blended_transform_factory(ax.transData, ax.transAxes),
+                    ha="center", va="top", fontsize=7, color="0.35")
+        for row in rows:
+            if metric in row.estimates:
+                x = params[id(row)] or zero_x
+                _errorbar(ax, x, row.estimates[metric], colors[row.row.method], markers[row.row.model])
+                if row.row.sweep:
+                    ax.annotate(row.row.sweep_text, (x, row.estimates[metric].value), fontsize=6,
+                                xytext=(4, 2), textcoords="offset points", color="0.3")
+        ax.set_xscale("log")
+        ax.set_xlim(zero_x / 4, max(positive + [zero_x]) * 4)
+        ax.set_xticks(*_decade_ticks(zero_x, max(positive + [zero_x]), any(value == 0 for value in params.values())))
+        ax.minorticks_off()
+        ax.set_xlabel("trainable parameters (log)")
+        ax.set_ylabel(metric_title(metric))
+        ax.grid(True, alpha=0.3)
+    _legend(fig, rows, colors, markers)
+    name = _save(fig, out_dir, f"{stats.group.slug}-effect-vs-params.png")
+    return FigureFile(name, f"{stats.group.title}: effectiveness vs trainable parameters",
+                      "Mean with 95% bootstrap CI. Prompting baselines (0 trainable parameters) are drawn in the "
+                      "shaded strip on the left, one decade below the smallest trained method.")
+
+
+def effect_vs_memory(stats: GroupStats, out_dir: Path) -> FigureFile | None:
+    rows = [row for row in stats.rows if row.estimates and row.row.metric("peak_memory_mb") is not None]
+    if not rows:
+        return None
+    colors, markers = _palette(stats)
+    fig, axes = _grid(len(stats.metrics), f"{stats.group.title}: effectiveness vs peak training memory")
+    for ax, metric in zip(axes, stats.metrics):
+        for row in rows:
+            if metric in row.estimates:
+                x = row.row.metric("peak_memory_mb")
+                _errorbar(ax, x, row.estimates[metric], colors[row.row.method], markers[row.row.model])
+        ax.set_xlabel("peak training memory (MB)")
+        ax.set_ylabel(metric_title(metric))
+        ax.grid(True, alpha=0.3)
+    _legend(fig, rows, colors, markers)
+    name = _save(fig, out_dir, f"{stats.group.slug}-effect-vs-memory.png")
+    return FigureFile(name, f"{stats.group.title}: effectiveness vs peak training memory",
+                      "Mean with 95% bootstrap CI against peak training memory; prompting baselines record no "
+                      "training memory and are left out.")
+
+
+def em_at_k(stats: GroupStats, out_dir: Path) -> FigureFile | None:
+    rows = [row for row in stats.rows if row.em_curve]
+    if not rows or max(len(row.em_curve) for row in rows) < 2:
+        return None
+    palette = matplotlib.colormaps["tab10"].colors
+    labels = list(dict.fromkeys(row.row.label for row in rows))
+    colors = {label: palette[index % len(palette)] for index, label in enumerate(labels)}
+    _, markers = _palette(stats)
+    models = sorted({row.row.model for row in rows})
+    fig, axes = _grid(len(models), f"{stats.group.title}: EM@k over k")
+    for ax, model in zip(axes, models):
+        for row in (row for row in rows if row.row.model == model):
+            ks = list(range(1, len(row.em_curve) + 1))
+            color = colors[row.row.label]
+            ax.plot(ks, [e.value for e in row.em_curve], color=color, marker=markers[model])
+            ax.fill_between(ks, [e.low for e in row.em_curve], [e.high for e in row.em_curve], color=color, alpha=0.1)
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("k (candidates)")
+        ax.set_ylabel("EM@k")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(True, alpha=0.3)
+    handles = [Line2D([], [], color=colors[label], marker="o", label=label) for label in labels]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    name = _save(fig, out_dir, f"{stats.group.slug}-em-at-k.png")
+    return FigureFile(name, f"{stats.group.title}: EM@k over k",
+                      "EM@k for k = 1..K from each run's ranked candidates (normalised exact match), averaged "
+                      "over seeds; bands are 95% bootstrap CIs.")
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
+
+
+def sweep_figures(stats: GroupStats, out_dir: Path) -> list[FigureFile]:
+    colors, markers = _palette(stats)
+    keys = sorted({key for row in stats.rows for key, _ in row.row.sweep})
+    made = []
+    for key in keys:
+        lines: dict[tuple, list[tuple[object, RowStats]]] = {}
+        for row in stats.rows:
+            sweep = dict(row.row.sweep)
+            if key in sweep:
+                others = tuple((k, v) for k, v in row.row.sweep if k != key)
+                lines.setdefault((row.row.model, row.row.method, sweep_key(others)), []).append((sweep[key], row))
+        if not any(len(points) > 1 for points in lines.values()):
+            continue
+        values = sorted({value for points in lines.values() for value, _ in points}, key=lambda v: sweep_key((("", v),)))
+        numeric = _numeric(values)
+        position = {repr(value): (value if numeric else index) for index, value in enumerate(values)}
+        fig, axes = _grid(len(stats.metrics), f"{stats.group.title}: sweep over {key}")
+        for ax, metric in zip(axes, stats.metrics):
+            for (model, method, _), points in sorted(lines.items(), key=lambda item: item[0]):
+                points = sorted((p for p in points if metric in p[1].estimates), key=lambda p: sweep_key((("", p[0]),)))
+                if not points:
+                    continue
+                xs = [position[repr(value)] for value, _ in points]
+                est = [row.estimates[metric] for _, row in points]
+                ax.errorbar(xs, [e.value for e in est], yerr=[[e.value - e.low for e in est], [e.high - e.value for e in est]],
+                            color=colors[method], marker=markers[model], capsize=3,
+                            linestyle=LINESTYLES[sorted(markers).index(model) % len(LINESTYLES)])
+            if numeric and min(values) > 0 and max(values) / min(values) >= 4:
+                ax.set_xscale("log", base=2)
+            ax.set_xticks([position[repr(value)] for value in values], [str(value) for value in values])
+            ax.minorticks_off()
+            ax.set_xlabel(key)
+            ax.set_ylabel(metric_title(metric))
+            ax.grid(True, alpha=0.3)
+        _legend(fig, [row for points in lines.values() for _, row in points], colors, markers)
+        slug = "".join(char if char.isalnum() else "-" for char in key)
+        name = _save(fig, out_dir, f"{stats.group.slug}-sweep-{slug}.png")
+        made.append(FigureFile(name, f"{stats.group.title}: sweep over {key}",
+                               f"Each line is one model × method over the values of {key}; error bars are 95% "
+                               "bootstrap CIs."))
+    return made
+
+
+def group_figures(stats: GroupStats, out_dir: Path) -> list[FigureFile]:
+    """Draw every figure of one group into ``out_dir/figures``; returns what was written, in order."""
+    if not stats.metrics:
+        return []
+    with matplotlib.style.context("default"), matplotlib.rc_context({"svg.hashsalt": "peftlab"}):
+        made = [effect_vs_params(stats, out_dir), effect_vs_memory(stats, out_dir), em_at_k(stats, out_dir)]
+        made += sweep_figures(stats, out_dir)
+    return [figure for figure in made if figure is not None]

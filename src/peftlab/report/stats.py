@@ -1,0 +1,259 @@
+"""Confidence intervals and paired tests over test items (see docs/report.md).
+
+- :func:`bootstrap_ci`: 95% percentile bootstrap of the mean of per-item scores, 1000 resamples. The
+  resampled indices depend only on the number of items (seeded with ``SEED`` and ``n``), so the same items
+  are drawn for every method and the output never depends on the order in which rows are processed.
+- :func:`paired_test`: McNemar's exact test when both methods' per-item scores are 0/1 (EM, pass@k with
+  one sample), otherwise a two-sided paired sign-flip permutation test on the per-item differences
+  (exact enumeration up to ``EXACT_LIMIT`` non-zero differences, else ``PERMUTATIONS`` random flips).
+- :func:`holm`: Holm's step-down adjustment for a family of p-values.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import lru_cache
+from math import comb
+
+import numpy as np
+
+SEED = 20240501
+RESAMPLES = 1000
+LEVEL = 0.95
+PERMUTATIONS = 9999
+EXACT_LIMIT = 16
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over test items with its percentile-bootstrap confidence interval."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def text(self, digits: int = 3) -> str:
+        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+@lru_cache(maxsize=4)
+def _resample_indices(n: int, resamples: int) -> np.ndarray:
+    rng = np.random.default_rng([SEED, n])
+    return rng.integers(0, n, size=(resamples, n))
+
+
+def bootstrap_ci(values, resamples: int = RESAMPLES, level: float = LEVEL) -> Estimate:
+    """Mean of ``values`` with its percentile-bootstrap interval at ``level``.
+
+    Raises:
+        ValueError: ``values`` is empty.
+    """
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        raise ValueError("no values to bootstrap")
+    means = data[_resample_indices(data.size, resamples)].mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    value = float(data.mean())
+    # Guard against rounding in the resampled means putting the point a hair outside a degenerate interval.
+    return Estimate(value, float(min(low, value)), float(max(high, value)), int(data.size))
+
+
+def _is_binary(values: np.ndarray) -> bool:
+    return bool(np.all((values == 0) | (values == 1)))
+
+
+def mcnemar_exact(a, b) -> float:
+    """Two-sided exact McNemar p-value for paired 0/1 outcomes (binomial test on the discordant pairs)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    only_a = int(np.sum((a == 1) & (b == 0)))
+    only_b = int(np.sum((a == 0) & (b == 1)))
+    discordant = only_a + only_b
+    if discordant == 0:
+        return 1.0
+    tail = sum(comb(discordant, i) for i in range(min(only_a, only_b) + 1))
+    return min(1.0, 2 * tail / 2**discordant)
+
+
+def sign_flip_test(differences, permutations: int = PERMUTATIONS) -> float:
+    """Two-sided paired permutation p-value for mean(differences) == 0, flipping each difference's sign."""
+    diff = np.asarray(differences, dtype=float)
+    diff = diff[diff != 0]
+    if diff.size == 0:
+        return 1.0
+    observed = abs(diff.sum()) - 1e-12 * max(1.0, float(np.abs(diff).sum()))
+    if diff.size <= EXACT_LIMIT:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=diff.size)))
+        return float(np.mean(np.abs(signs @ diff) >= observed))
+    rng = np.random.default_rng([SEED, diff.size])
+    extreme, done = 0, 0
+    while done < permutations:
+        batch = min(1000, permutations - done)
+        signs = rng.choice((-1.0, 1.0), size=(batch, diff.size))
+        extreme += int(np.sum(np.abs(signs @ diff) >= observed))
+        done += batch
+    return (extreme + 1) / (permutations + 1)
+
+
+def paired_test(a, b) -> tuple[float, str]:
+    """p-value for "methods ``a`` and ``b`` score the same on these items", and the test's name.
+
+    Raises:
+        ValueError: ``a`` and ``b`` differ in length or are empty.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError("paired test needs two equally long, non-empty score vectors")
+    if _is_binary(a) and _is_binary(b):
+        return mcnemar_exact(a, b), "McNemar exact"
+    return sign_flip_test(a - b), "sign-flip permutation"
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm-adjusted p-values, in the input order."""
+    order = sorted(range(len(pvalues)), key=lambda i: (pvalues[i], i))
+    adjusted = [0.0] * len(pvalues)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+# --- Per-row statistics of a report group --------------------------------------------------------------
+
+METRIC_FAMILIES = {"em": 0, "codebleu": 1, "pass": 2}
+"""The main metrics shown in the tables, in column order: EM@k, CodeBLEU, pass@k."""
+
+
+def metric_order(key: str) -> tuple[int, int] | None:
+    """Column sort key of a main metric (``em@K``, ``codebleu``, ``pass@K``), ``None`` for other keys."""
+    if key == "codebleu":
+        return (METRIC_FAMILIES["codebleu"], 0)
+    family, _, k = key.partition("@")
+    if family in ("em", "pass") and k.isdigit():
+        return (METRIC_FAMILIES[family], int(k))
+    return None
+
+
+def metric_title(key: str) -> str:
+    if key == "codebleu":
+        return "CodeBLEU"
+    family, _, k = key.partition("@")
+    return f"EM@{k}" if family == "em" else f"{family}@{k}"
+
+
+@dataclass
+class RowStats:
+    """A table row's per-item scores (averaged over its seeds, on the items all seeds share) and CIs."""
+
+    row: object
+    ids: list[str]
+    scores: dict[str, np.ndarray]
+    estimates: dict[str, Estimate]
+    em_curve: list[Estimate]
+    """EM@k for k = 1..K from the candidates and references (empty when the task reports no EM)."""
+    best: set[str]
+
+
+@dataclass
+class Comparison:
+    """A row against the best row of the same model for one metric, on their shared items."""
+
+    model: str
+    metric: str
+    method: str
+    best: str
+    difference: float
+    n: int
+    p: float
+    p_holm: float
+    test: str
+
+
+@dataclass
+class GroupStats:
+    group: object
+    rows: list[RowStats]
+    metrics: list[str]
+    comparisons: list[Comparison]
+
+
+def _item_id(item: dict, index: int) -> str:
+    return str(item.get("id", f"#{index}"))
+
+
+def _first_hits(items: list[dict]) -> list[float]:
+    """Per item, the 0-based rank of the first candidate matching the reference (inf when none does)."""
+    from peftlab.metrics.exact_match import normalize_code
+
+    hits = []
+    for item in items:
+        target = normalize_code(str(item.get("reference") or ""))
+        ranks = [rank for rank, candidate in enumerate(item.get("candidates") or []) if normalize_code(str(candidate)) == target]
+        hits.append(float(ranks[0]) if ranks else float("inf"))
+    return hits
+
+
+def row_stats(row) -> RowStats:
+    """Statistics of one :class:`~peftlab.report.collect.Row`."""
+    per_run = [{_item_id(item, i): item for i, item in enumerate(run.items)} for run in row.runs]
+    ids = [key for key in per_run[0] if all(key in items for items in per_run[1:])]
+    keys = sorted({key for items in per_run for item in items.values() for key in item["scores"]})
+    scores: dict[str, np.ndarray] = {}
+    for key in keys:
+        columns = []
+        for items in per_run:
+            values = [items[item_id]["scores"].get(key) for item_id in ids]
+            if not all(isinstance(value, (int, float)) for value in values):
+                break
+            columns.append(np.asarray(values, dtype=float))
+        else:
+            if ids:
+                scores[key] = np.mean(columns, axis=0)
+    estimates = {key: bootstrap_ci(values) for key, values in scores.items() if metric_order(key)}
+    curve: list[Estimate] = []
+    if "em@1" in scores:
+        depth = max(len(items[item_id].get("candidates") or []) for items in per_run for item_id in ids)
+        hits = np.array([_first_hits([items[item_id] for item_id in ids]) for items in per_run])
+        curve = [bootstrap_ci((hits < k).mean(axis=0)) for k in range(1, depth + 1)]
+    return RowStats(row, ids, scores, estimates, curve, set())
+
+
+def group_stats(group) -> GroupStats:
+    """Row statistics, best rows per model and metric, and paired tests against the best, for a group."""
+    rows = [row_stats(row) for row in group.rows]
+    metrics = sorted({key for stats in rows for key in stats.estimates}, key=metric_order)
+    comparisons: list[Comparison] = []
+    for model in sorted({stats.row.model for stats in rows}):
+        members = [stats for stats in rows if stats.row.model == model]
+        for metric in metrics:
+            scored = [stats for stats in members if metric in stats.estimates]
+            if not scored:
+                continue
+            top = max(stats.estimates[metric].value for stats in scored)
+            for stats in scored:
+                if stats.estimates[metric].value >= top - 1e-12:
+                    stats.best.add(metric)
+            reference = next(stats for stats in scored if metric in stats.best)
+            comparisons.extend(_compare(model, metric, reference, [s for s in scored if s is not reference]))
+    return GroupStats(group, rows, metrics, comparisons)
+
+
+def _compare(model: str, metric: str, reference: RowStats, others: list[RowStats]) -> list[Comparison]:
+    found = []
+    for other in others:
+        positions = {item_id: index for index, item_id in enumerate(reference.ids)}
+        shared = [(positions[item_id], index) for index, item_id in enumerate(other.ids) if item_id in positions]
+        if not shared:
+            continue
+        best_scores = reference.scores[metric][[i for i, _ in shared]]
+        other_scores = other.scores[metric][[j for _, j in shared]]
+        p, test = paired_test(other_scores, best_scores)
+        difference = float(other_scores.mean() - best_scores.mean())
+        found.append(Comparison(model, metric, other.row.label, reference.row.label, difference, len(shared), p, p, test))
+    for comparison, adjusted in zip(found, holm([c.p for c in found])):
+        comparison.p_holm = adjusted
+    return found

@@ -1,0 +1,183 @@
+"""Study files: a matrix of models x tasks x seeds x methods, plus sweeps, expanded into cells.
+
+Each cell is one fully resolved :class:`~peftlab.config.Config`, run in ``<output_dir>/cells/<hash>``
+where the hash is taken over the resolved config (without its ``output_dir``): the same cell always lands
+in the same directory, whichever study file or order produced it. A bad study file is rejected here,
+before anything is trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from peftlab.config import Config, load_config
+from peftlab.errors import UserError
+from peftlab.methods import TRAINING_METHODS, get_method
+from peftlab.prompting import PROMPTING_METHODS
+
+PRESETS = {"default": "study-default.yaml", "full": "study-full.yaml"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MethodEntry(_Strict):
+    name: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    """Config overrides for this method only, as ``{"method.shots": 5}`` or nested sections."""
+
+
+class Sweep(_Strict):
+    key: str
+    """Any config key, e.g. ``method.r``, ``method.shots``, ``data.train_size``."""
+    values: list[Any] = Field(min_length=1)
+    methods: list[str] | None = None
+    """Methods the sweep applies to (default: every method of the study)."""
+
+
+class StudySpec(_Strict):
+    name: str = "study"
+    output_dir: str = "runs/study"
+    base: dict[str, Any] = Field(default_factory=dict)
+    """Config (nested sections or dotted keys) shared by every cell."""
+    models: list[str] = Field(default_factory=lambda: ["smollm2-135m"])
+    tasks: list[str] = Field(default_factory=lambda: ["codegen"])
+    seeds: list[int] = Field(default_factory=lambda: [42])
+    methods: list[MethodEntry] = Field(default_factory=list)
+    sweeps: list[Sweep] = Field(default_factory=list)
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _names_to_entries(cls, value):
+        return [{"name": item} if isinstance(item, str) else item for item in value or []]
+
+
+@dataclass
+class Cell:
+    config: Config
+    labels: dict[str, Any]
+    key: str = field(init=False)
+
+    def __post_init__(self):
+        self.key = config_hash(self.config)
+
+    @property
+    def title(self) -> str:
+        sweep = "".join(f" {k}={v}" for k, v in self.labels["sweep"].items())
+        return f"{self.labels['method']}{sweep} ({self.labels['model']}, {self.labels['task']}, seed {self.labels['seed']})"
+
+
+def config_hash(config: Config) -> str:
+    resolved = config.model_dump(mode="json", exclude={"output_dir"})
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    """``{"train": {"epochs": 2}, "method.r": 8}`` -> ``["train.epochs=2", "method.r=8"]`` (values as JSON,
+    which the config loader parses back as YAML)."""
+    items = []
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            items.extend(_flatten(value, dotted + "."))
+        else:
+            items.append(f"{dotted}={json.dumps(value)}")
+    return items
+
+
+def load_study(path: str | Path | None, preset: str | None = None) -> StudySpec:
+    """Read a study file, or a built-in preset when ``path`` is None.
+
+    Raises:
+        UserError: missing/invalid file, unknown preset, unknown study key.
+    """
+    if path is None:
+        preset = preset or "default"
+        if preset not in PRESETS:
+            raise UserError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")
+        text, source = (files("peftlab") / "configs" / PRESETS[preset]).read_text(), f"preset '{preset}'"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"study file not found: {path}")
+        text, source = path.read_text(), str(path)
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"study {source} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(tree, dict):
+        raise UserError(f"study {source} must be a mapping")
+    try:
+        return StudySpec.model_validate(tree)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise UserError(f"study {source}: unknown key '{where}'") from None
+        raise UserError(f"study {source}: bad value for '{where}': {first['msg']}") from None
+
+
+def _cell(spec: StudySpec, model: str, task: str, seed: int, method: MethodEntry, sweep: dict, data_dir: str | None):
+    overrides = _flatten(spec.base)
+    if data_dir:
+        overrides.append(f"data.dir={data_dir}")
+    overrides += [f"model.name={model}", f"task={task}", f"train.seed={seed}", f"generation.seed={seed}"]
+    overrides += [f"method.name={method.name}", *_flatten(method.overrides)]
+    overrides += [f"{key}={json.dumps(value)}" for key, value in sweep.items()]
+    where = f"method '{method.name}'" + "".join(f", sweep {k}={v}" for k, v in sweep.items())
+    try:
+        config = load_config(None, overrides)
+        if method.name not in PROMPTING_METHODS:
+            get_method(config.method)
+    except UserError as error:
+        raise UserError(f"study cell {where}: {error}") from None
+    labels = {"model": model, "task": task, "seed": seed, "method": method.name, "sweep": dict(sweep)}
+    return Cell(config, labels)
+
+
+def expand(spec: StudySpec, default_data_dir: str | None = None) -> list[Cell]:
+    """All cells of the study, deduplicated by config hash, with ``output_dir`` set to the cell directory.
+
+    Raises:
+        UserError: unknown method, unknown or ill-typed key (in ``base``, a method's overrides or a sweep),
+            a sweep naming a method the study lacks, or an empty matrix.
+    """
+    known = set(TRAINING_METHODS) | set(PROMPTING_METHODS)
+    for method in spec.methods:
+        if method.name not in known:
+            raise UserError(f"unknown method '{method.name}' in study; known: {', '.join(sorted(known))}")
+    study_methods = {method.name for method in spec.methods}
+    for sweep in spec.sweeps:
+        missing = set(sweep.methods or []) - study_methods
+        if missing:
+            raise UserError(f"sweep over '{sweep.key}' names methods not in the study: {', '.join(sorted(missing))}")
+    base_keys = {item.split("=", 1)[0] for item in _flatten(spec.base)}
+    data_dir = None if "data.dir" in base_keys else default_data_dir
+    cells: dict[str, Cell] = {}
+    for model in spec.models:
+        for task in spec.tasks:
+            for seed in spec.seeds:
+                for method in spec.methods:
+                    variants = [{}] + [
+                        {sweep.key: value}
+                        for sweep in spec.sweeps
+                        if sweep.methods is None or method.name in sweep.methods
+                        for value in sweep.values
+                    ]
+                    for variant in variants:
+                        cell = _cell(spec, model, task, seed, method, variant, data_dir)
+                        cells.setdefault(cell.key, cell)
+    if not cells:
+        raise UserError("the study's matrix is empty: list at least one model, task, seed and method")
+    for cell in cells.values():
+        cell.config.output_dir = str(Path(spec.output_dir) / "cells" / cell.key)
+    return list(cells.values())

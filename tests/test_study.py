@@ -1,0 +1,137 @@
+"""Study files: expansion, validation before any training, and resuming a killed matrix."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from peftlab.errors import UserError
+from peftlab.study import StudySpec, config_hash, expand, load_study
+
+
+def write_study(path: Path, **tree) -> Path:
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def test_expansion_with_sweeps_and_dedup(tmp_path):
+    spec = StudySpec.model_validate({
+        "output_dir": str(tmp_path / "s"),
+        "models": ["m1", "org/m2"],
+        "seeds": [1, 2],
+        "methods": ["zero-shot", {"name": "lora", "overrides": {"method.alpha": 16}}],
+        "sweeps": [{"key": "method.r", "values": [8, 16], "methods": ["lora"]}],
+    })
+    cells = expand(spec, default_data_dir="d")
+    # per model x seed: zero-shot, lora (r=16 default), lora r=8; the r=16 sweep value duplicates the default
+    assert len(cells) == 2 * 2 * 3
+    lora = [c for c in cells if c.labels["method"] == "lora"]
+    assert {c.config.method.r for c in lora} == {8, 16} and all(c.config.method.alpha == 16 for c in lora)
+    assert all(c.config.output_dir == str(tmp_path / "s" / "cells" / c.key) for c in cells)
+    assert all(c.config.train.seed == c.labels["seed"] == c.config.generation.seed for c in cells)
+    assert len({c.key for c in cells}) == len(cells)
+
+
+def test_hash_ignores_output_dir_only(tmp_path):
+    spec = StudySpec.model_validate({"methods": ["lora"], "output_dir": str(tmp_path / "a")})
+    (first,) = expand(spec)
+    spec.output_dir = str(tmp_path / "b")
+    (second,) = expand(spec)
+    assert first.key == second.key == config_hash(first.config)
+    spec.base = {"train": {"epochs": 2}}
+    (third,) = expand(spec)
+    assert third.key != first.key
+
+
+@pytest.mark.parametrize(
+    "tree, message",
+    [
+        ({"methods": ["lora", "dora"]}, "unknown method 'dora'"),
+        ({"methods": ["lora"], "modelz": ["x"]}, "unknown key 'modelz'"),
+        ({"methods": ["lora"], "base": {"train": {"epochz": 1}}}, "unknown config key 'train.epochz'"),
+        ({"methods": []}, "matrix is empty"),
+        ({"methods": ["lora"], "models": []}, "matrix is empty"),
+        ({"methods": ["lora"], "sweeps": [{"key": "method.rank", "values": [4]}]}, "unknown config key 'method.rank'"),
+        ({"methods": ["lora"], "sweeps": [{"key": "method.r", "values": [4], "methods": ["ia3"]}]}, "not in the study"),
+        ({"methods": ["lora"], "sweeps": [{"key": "method.r", "values": ["big"]}]}, "bad value for 'method.r'"),
+    ],
+)
+def test_bad_study_is_rejected_before_training(tmp_path, tree, message):
+    path = write_study(tmp_path / "study.yaml", output_dir=str(tmp_path / "out"), **tree)
+    with pytest.raises(UserError, match=message):
+        expand(load_study(path))
+
+
+def test_bad_study_on_the_command_line_is_one_line_and_runs_nothing(tmp_path):
+    path = write_study(tmp_path / "study.yaml", output_dir=str(tmp_path / "out"), methods=["lora", "dora"])
+    result = subprocess.run(
+        [sys.executable, "-m", "peftlab.cli", "study", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown method 'dora' in study; known: " + result.stderr.split("known: ")[1].strip()
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_presets_expand():
+    default = expand(load_study(None, "default"))
+    assert [c.labels["method"] for c in default] == [
+        "zero-shot", "icl", "rag", "lora", "ia3", "prompt-tuning", "qlora-4bit"
+    ]
+    full = {c.labels["method"] for c in expand(load_study(None, "full"))}
+    assert {"full", "prefix-tuning", "qlora-8bit"} <= full
+
+
+def _cell_files(out: Path) -> dict[str, int]:
+    """mtime of every finished cell's metrics file, by cell key."""
+    stamps = {}
+    for cell_file in sorted(out.glob("cells/*/cell.json")):
+        if json.loads(cell_file.read_text())["status"] == "done":
+            stamps[cell_file.parent.name] = (cell_file.parent / "metrics.json").stat().st_mtime_ns
+    return stamps
+
+
+def test_tiny_study_killed_mid_matrix_resumes_without_redoing_cells(tiny_model_dir, tiny_model_dir_b, tiny_data_dir, tmp_path):
+    out = tmp_path / "study"
+    path = write_study(
+        tmp_path / "study.yaml",
+        name="tiny",
+        output_dir=str(out),
+        models=[str(tiny_model_dir), str(tiny_model_dir_b)],
+        methods=["zero-shot", "icl", "lora"],
+        base={
+            "data": {"dir": str(tiny_data_dir)},
+            "train": {"max_steps": 2, "batch_size": 4},
+            "generation": {"max_new_tokens": 4, "stop": [], "k": 2, "num_beams": 2},
+            "method": {"shots": 1},
+        },
+    )
+    command = [sys.executable, "-m", "peftlab.cli", "study", str(path), "--no-report"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while len(_cell_files(out)) < 2 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = _cell_files(out)
+    assert 2 <= len(finished) < 6, "the study should have been killed mid-matrix"
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"{len(finished)} done" in result.stdout
+    after = _cell_files(out)
+    assert len(after) == 6
+    for key, stamp in finished.items():
+        assert after[key] == stamp, f"cell {key} was redone"
+    for cell_file in out.glob("cells/*/cell.json"):
+        state = json.loads(cell_file.read_text())
+        assert state["status"] == "done" and state["wall_time_s"] > 0
+        metrics = json.loads((cell_file.parent / "metrics.json").read_text())
+        assert "em@2" in metrics and "codebleu" in metrics
