@@ -73,7 +73,7 @@ def test_missing_dataset_split(tmp_path):
     assert_one_line_error(result)
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "demo", "data mine-codegen", "data preview"])
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "run", "study", "report", "export", "data mine-codegen", "data preview"])
 def test_every_command_has_help(command):
     result = run_cli(*command.split(), "--help")
     assert result.returncode == 0 and "Usage" in result.stdout

@@ -1,62 +1,85 @@
-"""End-to-end on the bundled SmolLM2-135M: the main job's code path, shrunk to a couple of minutes."""
+"""End-to-end on the bundled SmolLM2-135M: README command 1's code path (study -> report), shrunk to a
+few minutes: zero-shot, RAG and LoRA on the mined stdlib task."""
 
 import json
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    overrides = [
-        "train.max_steps=2", "train.batch_size=2", "data.validation_size=2", "data.test_size=2",
-        "generation.max_new_tokens=24", "generation.k=2", "generation.num_beams=2",
-    ]
+def study_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    study = {
+        "name": "e2e",
+        "output_dir": str(root / "study"),
+        "methods": ["zero-shot", "rag", "lora"],
+        "base": {
+            "model": {"max_length": 256},
+            "data": {"train_size": 8, "validation_size": 2, "test_size": 3},
+            "train": {"max_steps": 2, "batch_size": 4},
+            "generation": {"k": 2, "num_beams": 2, "max_new_tokens": 24},
+            "method": {"shots": 1},
+        },
+    }
+    path = root / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
     result = subprocess.run(
-        [sys.executable, "-m", "peftlab.cli", "demo", "-o", str(out), *overrides],
-        capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "peftlab.cli", "study", str(path)], capture_output=True, text=True, timeout=1200
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out, result.stdout
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return root / "study", result.stdout
 
 
-def test_demo_prints_the_table(demo_dir):
-    _, stdout = demo_dir
-    for header in ("EM@1", "EM@2", "CodeBLEU", "trainable params", "train time"):
+def _cells(study):
+    cells = {}
+    for cell_file in study.glob("cells/*/cell.json"):
+        state = json.loads(cell_file.read_text())
+        cells[state["labels"]["method"]] = (state, json.loads((cell_file.parent / "metrics.json").read_text()))
+    return cells
+
+
+def test_study_prints_the_table(study_dir):
+    _, stdout = study_dir
+    for header in ("EM@1", "EM@k", "CodeBLEU", "trainable", "train s", "cell s"):
         assert header in stdout
-    assert "zero-shot" in stdout and "lora" in stdout
     # LoRA r=16 on q, k, v, o of SmolLM2-135M (hidden 576, 3 KV heads x 64): 30 x 16 x (1152 + 768 + 768 + 1152)
-    assert f"{30 * 16 * (1152 + 768 + 768 + 1152):,}" == "1,843,200"
     assert "1,843,200" in stdout
 
 
-def test_demo_run_directories(demo_dir):
-    out, _ = demo_dir
-    card = json.loads((out / "data" / "card.json").read_text())
+def test_cells_and_shared_data(study_dir):
+    study, _ = study_dir
+    card = json.loads((study / "data" / "codegen" / "card.json").read_text())
     assert card["source"]["kind"] == "stdlib" and card["counts"]["train"] > 500
-    for method in ("zero-shot", "lora"):
-        metrics = json.loads((out / method / "metrics.json").read_text())
+    cells = _cells(study)
+    assert set(cells) == {"zero-shot", "rag", "lora"}
+    for state, metrics in cells.values():
+        assert state["status"] == "done" and state["wall_time_s"] > 0
         assert 0.0 <= metrics["em@1"] <= metrics["em@2"] <= 1.0
         assert 0.0 < metrics["codebleu"] <= 1.0
-        rows = [json.loads(line) for line in (out / method / "predictions.jsonl").read_text().splitlines()]
-        assert len(rows) == 2 and all(len(row["candidates"]) == 2 for row in rows)
-    lora = json.loads((out / "lora" / "metrics.json").read_text())
-    assert lora["train_steps"] == 2 and lora["trainable_params"] > 0
-    assert (out / "lora" / "adapter" / "adapter_model.safetensors").is_file()
+    lora = cells["lora"][1]
+    assert lora["train_steps"] == 2 and lora["trainable_params"] == 1_843_200
+    assert cells["rag"][1]["shots_used_mean"] == 1
 
 
-def test_rerunning_the_demo_skips_finished_stages(demo_dir):
-    out, _ = demo_dir
-    before = (out / "lora" / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
+def test_report_written(study_dir):
+    study, _ = study_dir
+    report = study / "report"
+    assert (report / "report.html").is_file() and (report / "tables" / "codegen.csv").is_file()
+    assert list((report / "figures").glob("codegen-*.png"))
+
+
+def test_rerun_skips_every_finished_cell(study_dir):
+    study, _ = study_dir
+    before = {m: s["wall_time_s"] for m, (s, _) in _cells(study).items()}
     result = subprocess.run(
-        [sys.executable, "-m", "peftlab.cli", "demo", "-o", str(out), "train.max_steps=2", "data.test_size=2",
-         "generation.k=2", "generation.num_beams=2"],
+        [sys.executable, "-m", "peftlab.cli", "study", str(study.parent / "study.yaml"), "--no-report"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "lora: train" not in result.stdout and "generate" not in result.stdout.replace("predictions", "")
-    assert (out / "lora" / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == before
+    assert "3 done" in result.stdout and "0 to run" in result.stdout
+    assert {m: s["wall_time_s"] for m, (s, _) in _cells(study).items()} == before

@@ -88,6 +88,13 @@ class GenerationConfig(_Section):
     seed: int = 42
 
 
+class ExecutionConfig(_Section):
+    workers: int = Field(2, ge=1)
+    """Sandboxed programs run in parallel (docs/sandbox.md)."""
+    timeout: float = Field(3.0, gt=0)
+    """Wall-clock seconds per program (CPU time is capped to the same)."""
+
+
 class Config(_Section):
     """A whole run: what to adapt, on which data, how to train, generate and evaluate."""
 
@@ -96,6 +103,7 @@ class Config(_Section):
     method: MethodConfig = Field(default_factory=MethodConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     task: str = "codegen"
     """Task name (see ``peftlab.tasks``)."""
     output_dir: str = "runs/latest"

@@ -47,7 +47,8 @@ def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
     model = load_for_generation(config, run_dir)
     prompts, prompt_stats = _prompts(config, task, problems, tokenizer, model)
     started = time.perf_counter()
-    candidates = generate_candidates(model, tokenizer, prompts, config.generation, task.postprocess, progress)
+    generation = config.generation.model_copy(update={"stop": task.stop})
+    candidates = generate_candidates(model, tokenizer, prompts, generation, task.postprocess, progress)
     elapsed = time.perf_counter() - started
     rows = [
         {"id": problem["id"], "candidates": problem_candidates, "reference": problem.get("reference")}
@@ -85,10 +86,12 @@ def _prompts(config: Config, task, problems: list[dict], tokenizer, model) -> tu
 def evaluate(config: Config, run_dir: Path, predictions: Path | None = None) -> dict:
     """Score ``predictions`` (default: the run's ``predictions.jsonl``) with the task's metrics."""
     task = get_task(config.task, config)
-    rows = read_jsonl(predictions or run_dir / PREDICTIONS, required=("id", "candidates"))
-    metrics, scored = task.evaluate(rows)
-    write_jsonl(run_dir / SCORED, scored)
-    return metrics
+    rows = read_jsonl(predictions or run_dir / PREDICTIONS, required=task.prediction_keys)
+    evaluation = task.evaluate(rows)
+    for name, extra_rows in evaluation.files.items():
+        write_jsonl(run_dir / name, extra_rows)
+    write_jsonl(run_dir / SCORED, evaluation.scored)
+    return evaluation.metrics
 
 
 def run_stages(config: Config, announce=print) -> dict:

@@ -26,3 +26,21 @@ def get_metric(name: str) -> MetricFn:
     if name not in METRICS:
         raise UserError(f"unknown metric '{name}'; known: {', '.join(sorted(METRICS))}")
     return METRICS[name]
+
+
+def match_scores(predictions: list[dict]) -> tuple[dict[str, float], list[dict]]:
+    """Every match metric over all rows (``{candidates, reference}``), and each row with its own ``scores``
+    (the same metrics on that problem alone, which the report bootstraps intervals and paired tests from)."""
+    candidates = [row["candidates"] for row in predictions]
+    references = [row["reference"] for row in predictions]
+    metrics: dict[str, float] = {}
+    for metric in METRICS.values():
+        metrics.update(metric(candidates, references))
+    scored = []
+    for row, problem_candidates, reference in zip(predictions, candidates, references, strict=True):
+        scores: dict[str, float] = {}
+        for metric in METRICS.values():
+            scores.update(metric([problem_candidates], [reference]))
+        scored.append({**row, "scores": scores})
+    return metrics, scored
+

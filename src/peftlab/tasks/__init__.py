@@ -8,9 +8,11 @@ from __future__ import annotations
 from peftlab.errors import UserError
 from peftlab.tasks.base import Task
 from peftlab.tasks.codegen import CodeGeneration
+from peftlab.tasks.humaneval import HumanEval
 
 TASKS: dict[str, type[Task]] = {
     CodeGeneration.name: CodeGeneration,
+    HumanEval.name: HumanEval,
 }
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from peftlab.data.records import read_jsonl
 from peftlab.data.template import format_prompt
 from peftlab.errors import UserError
-from peftlab.metrics import METRICS
+from peftlab.metrics import match_scores
 from peftlab.postprocess import extract_code
-from peftlab.tasks.base import Task
+from peftlab.tasks.base import Evaluation, Task
 
 SPLITS = ("train", "validation", "test")
 SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
@@ -44,20 +44,10 @@ class CodeGeneration(Task):
         return format_prompt(problem["instruction"])
 
     def postprocess(self, completion: str) -> str:
-        return extract_code(completion, self.config.generation.stop)
+        return extract_code(completion, self.stop)
 
-    def evaluate(self, predictions: list[dict]) -> tuple[dict[str, float], list[dict]]:
+    def evaluate(self, predictions: list[dict]) -> Evaluation:
         """Corpus-level metrics, plus each row's own ``scores`` (the same metrics on that problem alone),
         which the report bootstraps confidence intervals and paired tests from."""
-        candidates = [row["candidates"] for row in predictions]
-        references = [row["reference"] for row in predictions]
-        metrics: dict[str, float] = {}
-        for metric in METRICS.values():
-            metrics.update(metric(candidates, references))
-        scored = []
-        for row, problem_candidates, reference in zip(predictions, candidates, references, strict=True):
-            scores: dict[str, float] = {}
-            for metric in METRICS.values():
-                scores.update(metric([problem_candidates], [reference]))
-            scored.append({**row, "scores": scores})
-        return metrics, scored
+        return Evaluation(*match_scores(predictions))
+
