@@ -91,18 +91,28 @@ def evaluate(
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="Run directory written by `peftlab train` (its -o).", show_default=False),
-    output_dir: Path = typer.Option(..., "--output-dir", "-o", help="New directory for the export.", show_default=False),
+    output_dir: Path = typer.Option(
+        ..., "--output-dir", "-o", help="New directory for the export.", show_default=False
+    ),
     merge: bool = typer.Option(
         True,
         "--merge/--adapter-only",
         help="--merge: fold LoRA/(IA)3/QLoRA into float32 base weights and write a plain transformers model "
         "(prompt/prefix tuning cannot be merged). --adapter-only: copy the PEFT adapter.",
     ),
+    dequantized: bool = typer.Option(
+        False,
+        "--dequantized",
+        help="QLoRA only: merge into the de-quantised 4/8-bit weights the adapter was trained on "
+        "(reproduces the qlora-4bit model's outputs) instead of the original float32 weights.",
+    ),
 ):
-    """Export a trained run as a standalone model directory (plus tokenizer), e.g. `peftlab export --merge -o OUT RUN_DIR`."""
+    """Export a trained run as a standalone model directory plus tokenizer: `peftlab export --merge -o OUT RUN_DIR`.
+
+    See docs/methods.md ("Export")."""
     from peftlab.export import export_run
 
-    info = export_run(run_dir, output_dir, merge)
+    info = export_run(run_dir, output_dir, merge, dequantized)
     typer.echo(f"exported {info['method']} ({info['format']}, {info['size_mb']} MB) to {output_dir}")
 
 
@@ -175,17 +185,6 @@ def report(
 
     written = build_report(runs_dir, out)
     typer.echo(f"wrote {len(written)} files; open {written['report.html']}")
-
-
-@app.command()
-def demo(
-    output_dir: Path = typer.Option(Path("runs/demo"), "--output-dir", "-o"),
-    overrides: Optional[list[str]] = OverridesArgument,
-):
-    """The main job: mine the stdlib dataset, LoRA-tune the bundled model, compare with zero-shot."""
-    from peftlab.demo import run_demo
-
-    run_demo(output_dir, list(overrides or []))
 
 
 def main() -> None:

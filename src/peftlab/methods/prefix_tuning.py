@@ -1,0 +1,37 @@
+"""Prefix tuning (Li & Liang, 2021) through HF PEFT: trained key/value vectors for ``num_virtual_tokens``
+positions are prepended in every attention layer (as a past-key-values cache); the model is frozen.
+With ``method.prefix_projection`` the prefix is produced by a two-layer MLP (hidden size = the model's)
+from a smaller embedding, which trains more stably but has many more parameters."""
+
+from __future__ import annotations
+
+from peftlab.errors import UserError
+from peftlab.methods.base import AdaptationMethod
+
+
+class PrefixTuning(AdaptationMethod):
+    name = "prefix-tuning"
+    default_learning_rate = 3e-2
+    source = "20 virtual tokens, lr 3e-2 as in Weyssow et al. 2023; projection off by default (our choice)"
+
+    def validate(self) -> None:
+        """Raises:
+        UserError: ``target_modules`` is set (prefix tuning adapts no module).
+        """
+        if self.config.target_modules is not None:
+            raise UserError("method.target_modules does not apply to prefix-tuning, which adapts no module")
+
+    def prefix_config(self, model):
+        from peft import PrefixTuningConfig, TaskType
+
+        return PrefixTuningConfig(
+            task_type=TaskType.CAUSAL_LM,
+            num_virtual_tokens=self.config.num_virtual_tokens,
+            prefix_projection=self.config.prefix_projection,
+            encoder_hidden_size=model.config.hidden_size,
+        )
+
+    def apply(self, model):
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.prefix_config(model))

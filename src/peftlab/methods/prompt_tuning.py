@@ -1,0 +1,52 @@
+"""Prompt tuning (Lester et al., 2021) through HF PEFT: trained "soft" token embeddings are prepended to
+every input; the model itself is frozen. The virtual tokens start random or from the embeddings of
+``method.prompt_init_text``."""
+
+from __future__ import annotations
+
+from peftlab.errors import UserError
+from peftlab.methods.base import AdaptationMethod
+
+
+class PromptTuning(AdaptationMethod):
+    name = "prompt-tuning"
+    default_learning_rate = 3e-3
+    source = "20 virtual tokens, lr 3e-3 as in Weyssow et al. 2023 / Storhaug & Li 2024"
+
+    def validate(self) -> None:
+        """Raises:
+        UserError: text initialisation with an empty ``prompt_init_text``, or ``target_modules`` set.
+        """
+        if self.config.prompt_init == "text" and not self.config.prompt_init_text.strip():
+            raise UserError("method.prompt_init=text needs a non-empty method.prompt_init_text")
+        if self.config.target_modules is not None:
+            raise UserError("method.target_modules does not apply to prompt-tuning, which adapts no module")
+
+    def prompt_config(self, model):
+        """PEFT config. Text initialisation tokenizes with the model's own tokenizer (its directory).
+
+        Raises:
+            UserError: text initialisation for a model that was not loaded from a directory.
+        """
+        from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+        kwargs = {"prompt_tuning_init": PromptTuningInit.RANDOM}
+        if self.config.prompt_init == "text":
+            from peftlab.models import resolve_model_path
+
+            if not getattr(model, "name_or_path", ""):
+                raise UserError("method.prompt_init=text needs a model loaded from a directory with its tokenizer")
+            path, _ = resolve_model_path(model.name_or_path)
+            kwargs = {
+                "prompt_tuning_init": PromptTuningInit.TEXT,
+                "prompt_tuning_init_text": self.config.prompt_init_text,
+                "tokenizer_name_or_path": path,
+            }
+        return PromptTuningConfig(
+            task_type=TaskType.CAUSAL_LM, num_virtual_tokens=self.config.num_virtual_tokens, **kwargs
+        )
+
+    def apply(self, model):
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.prompt_config(model))

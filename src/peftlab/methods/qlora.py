@@ -1,0 +1,116 @@
+"""QLoRA (Dettmers et al., 2023): the frozen base model is loaded quantised by bitsandbytes (4-bit NF4 with
+double quantisation, or 8-bit), prepared with ``peft.prepare_model_for_kbit_training`` and LoRA-adapted.
+
+CPU notes (bitsandbytes 0.50):
+
+* On CPUs with AVX512-BF16, ``Linear4bit`` repacks its weights on the first inference-mode forward into a
+  bf16-only layout that (a) computes in bf16, (b) requires ``in_features`` to be a multiple of the block
+  size (64) and (c) can't be trained afterwards. We switch that repacking off so training, evaluation and
+  generation all run the same float32 de-quantise-then-matmul path.
+* In inference mode 8-bit layers quantise activations via float16 and log a notice saying so on every
+  call; we drop that one message.
+* The weights that stay in float (embeddings, norms) still point into the memory-mapped checkpoint after
+  loading, which keeps the whole mapping alive, including the ~400 MB of float32 pages read to quantise
+  the linear layers. Copying those few tensors releases it.
+* No gradient checkpointing: it recomputes the forward pass during backward (see docs/methods.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from peftlab.errors import UserError
+from peftlab.methods.lora import LoRA
+
+log = logging.getLogger(__name__)
+
+
+class _DropCastNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be cast from" not in record.getMessage()
+
+
+def _quiet_int8_notice() -> None:
+    bnb_logger = logging.getLogger("bitsandbytes.autograd._functions")
+    if not any(isinstance(f, _DropCastNotice) for f in bnb_logger.filters):
+        bnb_logger.addFilter(_DropCastNotice())
+
+
+def _keep_float32_cpu_path(model):
+    """Disable bitsandbytes' bf16 weight repacking for CPU inference (see the module docstring)."""
+    import bitsandbytes as bnb
+
+    _quiet_int8_notice()
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+    return model
+
+
+def _release_checkpoint_mapping(model):
+    """Give float parameters their own memory so the checkpoint's memory map can be unmapped."""
+    for parameter in model.parameters():
+        if parameter.dtype.is_floating_point:
+            parameter.data = parameter.data.clone()
+    return model
+
+
+def _prepare_quantized(model):
+    return _release_checkpoint_mapping(_keep_float32_cpu_path(model))
+
+
+class _QLoRA(LoRA):
+    bits: int
+    default_learning_rate = 3e-4
+
+    def validate(self) -> None:
+        """Raises:
+        UserError: ``compute_dtype`` other than float32 for 8-bit (bitsandbytes computes 8-bit layers in
+            the input's dtype), or bitsandbytes is not installed.
+        """
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise UserError(f"{self.name} needs bitsandbytes; run: pip install bitsandbytes") from None
+        if self.bits == 8 and self.config.compute_dtype != "float32":
+            raise UserError("method.compute_dtype applies to qlora-4bit only; qlora-8bit computes in float32")
+        import torch
+
+        if self.config.compute_dtype != "float32" and not torch.cuda.is_available():
+            log.warning("compute_dtype=%s on a CPU: half-precision matmuls are very slow here; float32 is faster",
+                        self.config.compute_dtype)
+
+    def quantization_config(self):
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        if self.bits == 8:
+            return BitsAndBytesConfig(load_in_8bit=True)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=getattr(torch, self.config.compute_dtype),
+        )
+
+    def apply(self, model):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(_prepare_quantized(model), use_gradient_checkpointing=False)
+        return super().apply(model)
+
+    def load(self, base_model, directory: Path):
+        return super().load(_prepare_quantized(base_model), directory)
+
+
+class QLoRA4bit(_QLoRA):
+    name = "qlora-4bit"
+    bits = 4
+    source = "NF4 + double quantisation (Dettmers et al. 2023); LoRA r/alpha and lr 3e-4 as for LoRA (Weyssow et al.)"
+
+
+class QLoRA8bit(_QLoRA):
+    name = "qlora-8bit"
+    bits = 8
+    source = "LLM.int8() base weights; LoRA r/alpha and lr 3e-4 as for LoRA (Weyssow et al. 2023)"
