@@ -32,35 +32,12 @@ from pathlib import Path
 from peftlab.execution import sandbox
 from peftlab.tasks import humaneval
 
-ALTERED_RETURN = """
-_bench_original = {entry}
-
-
-def _bench_alter(value):
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, (int, float)):
-        return value + 1
-    if isinstance(value, str):
-        return value + "?"
-    if isinstance(value, list):
-        return value + [None]
-    if isinstance(value, tuple):
-        return value + (None,)
-    return 0 if value is None else None
-
-
-def {entry}(*args, **kwargs):
-    return _bench_alter(_bench_original(*args, **kwargs))
-"""
-
 
 def build_samples(problems: dict) -> list[dict]:
     samples = [{"task_id": t, "completion": p["canonical_solution"], "kind": "canonical"} for t, p in problems.items()]
     for number, (task_id, problem) in enumerate(problems.items()):
-        completion = ("    return None\n", "    pass\n",
-                      problem["canonical_solution"] + ALTERED_RETURN.format(entry=problem["entry_point"]))[number % 3]
-        samples.append({"task_id": task_id, "completion": completion, "kind": ("return None", "pass", "altered")[number % 3]})
+        kind = humaneval.WRONG_KINDS[number % 3]
+        samples.append({"task_id": task_id, "completion": humaneval.wrong_completion(problem, kind), "kind": kind})
     return samples
 
 

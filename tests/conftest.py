@@ -97,3 +97,16 @@ def tiny_overrides(tiny_model_dir, tiny_data_dir, tmp_path) -> list[str]:
         "generation.max_new_tokens=8",
         "generation.stop=[]",
     ]
+
+
+def run_cli_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """``peftlab ARGS`` in-process, with the installed command's error handling: (exit code, out, err)."""
+    import sys
+
+    from peftlab.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["peftlab", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out, captured.err

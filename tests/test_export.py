@@ -4,14 +4,12 @@ adapter generates; methods that cannot be merged fail with one line and export w
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from peftlab.cli import main
 from peftlab.config import GenerationConfig, load_config
 from peftlab.export import EXPORT_INFO
 from peftlab.generate import generation_kwargs
@@ -19,16 +17,10 @@ from peftlab.models import load_model, load_tokenizer
 from peftlab.pipeline import load_for_generation
 from peftlab.tasks import get_task
 
+from conftest import run_cli_in_process as run_cli
+
 LEARNING_RATES = {"full": 3e-2, "lora": 3e-2, "ia3": 1.0, "qlora-4bit": 3e-2, "qlora-8bit": 3e-2,
                   "prompt-tuning": 1.0, "prefix-tuning": 3e-1}
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["peftlab", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 def train_run(method: str, overrides: list[str], monkeypatch, capsys) -> Path:

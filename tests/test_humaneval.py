@@ -13,27 +13,6 @@ from peftlab.tasks import humaneval
 WORKERS = 4  # sandboxes mostly wait on process start-up; 4 keeps 2 cores busy
 BACKENDS = [b.name for b in sandbox.available_backends()] if os.name == "posix" else []
 
-ALTERED_RETURN = """
-_peftlab_original = {entry}
-
-
-def _peftlab_alter(value):
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, (int, float)):
-        return value + 1
-    if isinstance(value, str):
-        return value + "?"
-    if isinstance(value, list):
-        return value + [None]
-    if isinstance(value, tuple):
-        return value + (None,)
-    return 0 if value is None else None
-
-
-def {entry}(*args, **kwargs):
-    return _peftlab_alter(_peftlab_original(*args, **kwargs))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +46,8 @@ def test_canonical_solutions_pass_on_the_other_backends(problems, backend):
 def test_wrong_solutions_all_fail(problems):
     rows = []
     for number, (task_id, problem) in enumerate(problems.items()):
-        variant = number % 3
-        if variant == 0:
-            completion = "    return None\n"
-        elif variant == 1:
-            completion = "    pass\n"
-        else:
-            completion = problem["canonical_solution"] + ALTERED_RETURN.format(entry=problem["entry_point"])
-        rows.append({"task_id": task_id, "completion": completion, "variant": variant})
+        variant = humaneval.WRONG_KINDS[number % 3]
+        rows.append({"task_id": task_id, "completion": humaneval.wrong_completion(problem, variant), "variant": variant})
     metrics, verdicts = humaneval.evaluate_predictions(rows, WORKERS, 10.0, apply_postprocess=False)
     assert [v["task_id"] for v in verdicts if v["passed"]] == []
     assert metrics["pass@1"] == 0.0

@@ -15,13 +15,14 @@ import torch
 from transformers import AutoConfig, Trainer
 
 import peftlab.train
-from peftlab.cli import main
 from peftlab.config import GenerationConfig, load_config
 from peftlab.generate import generation_kwargs
 from peftlab.methods import TRAINING_METHODS, get_method
 from peftlab.models import load_model, load_tokenizer
 from peftlab.pipeline import load_for_generation
 from peftlab.tasks import get_task
+
+from conftest import run_cli_in_process as run_cli
 
 # Learning rates for the tiny random model (the real defaults are tuned for pretrained models and barely
 # move a random one in a few steps) and the relative drop of the training-set loss each method must reach
@@ -53,15 +54,6 @@ def sharp_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     model.save_pretrained(directory)
     load_tokenizer(str(tiny_model_dir)).save_pretrained(directory)
     return directory
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """``peftlab ARGS`` in-process with the same error handling as the installed command."""
-    monkeypatch.setattr(sys, "argv", ["peftlab", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 def assert_one_line_error(code: int, err: str, *fragments: str) -> None:

@@ -59,6 +59,8 @@ def run_study_command(study_file: Path | None, preset: str, output_dir: str | No
         UserError: the study is malformed (before anything runs).
     """
     console = Console()
+    if not console.is_terminal:  # logs and pipes: wide enough that the results table is not folded
+        console = Console(width=200)
     spec = load_study(study_file, None if study_file else preset)
     if output_dir:
         spec.output_dir = output_dir

@@ -46,7 +46,14 @@ class AdaptationMethod(ABC):
 
 
 def count_parameters(model) -> dict[str, float]:
-    """Trainable and total parameter counts (and the trainable share in percent)."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    """Trainable and total parameter counts (and the trainable share in percent).
+
+    For PEFT models PEFT's own count is used: it unpacks bitsandbytes 4-bit storage (two weights per
+    byte), which ``numel()`` would count at half, so QLoRA's total matches the float model's.
+    """
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+    else:
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
     return {"trainable_params": trainable, "total_params": total, "trainable_percent": 100.0 * trainable / total}

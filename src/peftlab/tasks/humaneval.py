@@ -159,6 +159,40 @@ def self_check(workers: int = 2, timeout: float = 10.0, *, backend: str | None =
             "sandbox_backend": metrics["sandbox_backend"]}
 
 
+_ALTERED_RETURN = """
+_peftlab_original = {entry}
+
+
+def _peftlab_alter(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return value + "?"
+    if isinstance(value, list):
+        return value + [None]
+    if isinstance(value, tuple):
+        return value + (None,)
+    return 0 if value is None else None
+
+
+def {entry}(*args, **kwargs):
+    return _peftlab_alter(_peftlab_original(*args, **kwargs))
+"""
+WRONG_KINDS = ("return None", "pass", "altered")
+
+
+def wrong_completion(problem: dict, kind: str) -> str:
+    """A deliberately wrong completion, for negative self-checks: ``return None``, ``pass``, or the
+    canonical solution with its return value altered (same control flow, wrong result)."""
+    if kind == "return None":
+        return "    return None\n"
+    if kind == "pass":
+        return "    pass\n"
+    return problem["canonical_solution"] + _ALTERED_RETURN.format(entry=problem["entry_point"])
+
+
 class HumanEval(Task):
     """HumanEval as a peftlab task: evaluation-only; prompts continue the published signature+docstring.
 
