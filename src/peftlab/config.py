@@ -30,7 +30,8 @@ class DataConfig(_Section):
     dir: str = "runs/data/codegen"
     """Directory holding ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl``."""
     train_size: int | None = Field(None, ge=1)
-    """Use only the first N training records (after filtering by ``model.max_length``)."""
+    """Use only the first N records of ``train.jsonl`` (training then drops those longer than
+    ``model.max_length``; ICL and RAG draw their shots from the same N records)."""
     validation_size: int | None = Field(64, ge=1)
     test_size: int | None = Field(None, ge=1)
 

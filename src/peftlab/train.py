@@ -80,8 +80,6 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None) -> d
     validation_set = tokenize_split(task, tokenizer, task.load("validation"), config.model.max_length)
     if not train_set:
         raise UserError(f"no training example fits model.max_length={config.model.max_length}")
-    if config.data.train_size:
-        train_set = train_set[: config.data.train_size]
 
     torch.manual_seed(config.train.seed)
     model = method.apply(load_model(config.model.name, quantization_config=method.quantization_config()))

@@ -140,7 +140,8 @@ def metric_order(key: str) -> tuple[int, int] | None:
 
 def metric_title(key: str) -> str:
     if key == "codebleu":
-        return "CodeBLEU"
+        # Not the corpus-level CodeBLEU of metrics.json: per-item scores averaged (docs/report.md).
+        return "CodeBLEU (item mean)"
     family, _, k = key.partition("@")
     return f"EM@{k}" if family == "em" else f"{family}@{k}"
 
