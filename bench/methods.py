@@ -26,8 +26,8 @@ from pathlib import Path
 
 METHODS = ["full", "lora", "ia3", "prompt-tuning", "prefix-tuning", "qlora-8bit", "qlora-4bit", "qlora-4bit+gc"]
 GRADIENT_CHECKPOINTING = "+gc"
-"""Suffix of a bench-only variant: the QLoRA method with gradient checkpointing switched on (peftlab's QLoRA
-leaves it off on CPU: it recomputes the forward pass during backward)."""
+"""Suffix of a variant run with ``train.gradient_checkpointing=true`` (off by default: it recomputes the
+forward pass during backward)."""
 RESULTS = Path(__file__).parent / "results"
 COLUMNS = [
     ("method", "method", "{}"),
@@ -42,7 +42,7 @@ COLUMNS = [
 
 def child(args) -> None:
     """Train one method in this process and print its measurements as one JSON line."""
-    from transformers import Trainer, TrainerCallback
+    from transformers import TrainerCallback
 
     import peftlab.train
     from peftlab.config import load_config
@@ -50,16 +50,18 @@ def child(args) -> None:
 
     steps: list[dict] = []
     losses: list[float] = []
-    trainers: list = []
+    footprint: list[float] = []
     method = args.child
+    extra = []
     if method.endswith(GRADIENT_CHECKPOINTING):
-        import peft
-
         method = method[: -len(GRADIENT_CHECKPOINTING)]
-        prepare = peft.prepare_model_for_kbit_training
-        peft.prepare_model_for_kbit_training = lambda model, **kw: prepare(model, use_gradient_checkpointing=True)
+        extra.append("train.gradient_checkpointing=true")
 
     class StepTimer(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            footprint.append(base.get_memory_footprint() / 2**20)
+
         def on_step_begin(self, args, state, control, **kwargs):
             self.started, self.tokens = time.perf_counter(), state.num_input_tokens_seen
 
@@ -70,31 +72,22 @@ def child(args) -> None:
             if logs and "loss" in logs:
                 losses.append(logs["loss"])
 
-    class TimedTrainer(Trainer):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            self.add_callback(StepTimer())
-            trainers.append(self)
-
-    peftlab.train.Trainer = TimedTrainer
     run_dir = Path(args.runs) / args.child
     config = load_config(None, [
         f"model.name={args.model}", f"model.max_length={args.max_length}", f"data.dir={args.data}",
         f"data.train_size={args.train_size}", f"data.validation_size={args.validation_size}",
         f"method.name={method}", f"train.max_steps={args.steps}", f"train.batch_size={args.batch_size}",
-        "train.eval_every=1.0", f"output_dir={run_dir}",
+        "train.eval_every=1.0", f"output_dir={run_dir}", *extra,
     ])
     start_run(config, "train")
-    metrics = peftlab.train.train(config, run_dir)
+    metrics = peftlab.train.train(config, run_dir, callbacks=(StepTimer(),))
     step_seconds = [step["s"] for step in steps]
-    model = trainers[-1].model
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     print("RESULT " + json.dumps({
         "method": args.child,
         "trainable_params": metrics["trainable_params"],
         "total_params": metrics["total_params"],
         "trainable_percent": metrics["trainable_percent"],
-        "weights_mb": base.get_memory_footprint() / 2**20,
+        "weights_mb": footprint[0],
         "peak_rss_mb": metrics["peak_memory_mb"],
         "s_per_step": statistics.median(step_seconds),
         "step_seconds": step_seconds,
@@ -214,8 +207,8 @@ def main() -> None:
         "up to ~600 MB between identical runs (allocator behaviour), so differences smaller than that mean "
         "little. Weights MB = the base model's in-memory footprint, quantised where the method quantises. "
         "s/step is the median optimiser step (forward + backward + update; evaluation and checkpointing "
-        "excluded) over all repeats; tokens/s counts non-padding tokens. `qlora-4bit+gc` is a bench-only "
-        "variant with gradient checkpointing on (peftlab's QLoRA leaves it off).\n\n"
+        "excluded) over all repeats; tokens/s counts non-padding tokens. `qlora-4bit+gc` is qlora-4bit with "
+        "`train.gradient_checkpointing=true` (off by default).\n\n"
         + table
         + f"\nLoad average (1/5/15 min) before: {before} / after: {after} "
         "— the machine is shared with other work, so speeds are indicative only.\n"

@@ -132,3 +132,22 @@ def test_data_preview_shows_loss_bearing_tokens(tiny_model_dir, tiny_data_dir):
     example = tokenize_example(tokenizer, format_prompt(record["instruction"]), record["reference"])
     with_loss = sum(label != -100 for label in example["labels"])
     assert f"{len(example['input_ids'])} tokens, {with_loss} with loss" in result.stdout
+
+
+@pytest.mark.parametrize("method", ["zero-shot", "icl", "rag"])
+def test_generate_with_prompting_baselines(method, tiny_overrides, tmp_path):
+    result = run_cli("generate", "--method", method, "method.shots=2", *tiny_overrides)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 3
+    if method == "zero-shot":
+        assert all("shot_ids" not in row for row in rows)
+    else:
+        assert all(len(row["shot_ids"]) == 2 and row["dropped_shots"] == 0 for row in rows)
+        metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+        assert metrics["shots_used_mean"] == 2
+
+
+def test_more_shots_than_training_examples_is_one_line(tiny_overrides):
+    result = run_cli("generate", "--method", "icl", "method.shots=50", *tiny_overrides)
+    assert_one_line_error(result, "method.shots=50", "only 11")

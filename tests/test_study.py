@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 import yaml
 
 from peftlab.errors import UserError
+from peftlab.report import build_report
 from peftlab.study import StudySpec, config_hash, expand, load_study
 
 
@@ -89,6 +92,13 @@ def test_presets_expand():
     assert {"full", "prefix-tuning", "qlora-8bit"} <= full
 
 
+def _snapshot(report: Path) -> dict[str, bytes]:
+    """Every report file's bytes, with the one timestamp (the HTML's generated meta line) removed."""
+    files = {str(p.relative_to(report)): p.read_bytes() for p in sorted(report.rglob("*")) if p.is_file()}
+    files["report.html"] = re.sub(rb'<meta name="generated" content="[^"]*">', b"", files["report.html"])
+    return files
+
+
 def _cell_files(out: Path) -> dict[str, int]:
     """mtime of every finished cell's metrics file, by cell key."""
     stamps = {}
@@ -113,7 +123,7 @@ def test_tiny_study_killed_mid_matrix_resumes_without_redoing_cells(tiny_model_d
             "method": {"shots": 1},
         },
     )
-    command = [sys.executable, "-m", "peftlab.cli", "study", str(path), "--no-report"]
+    command = [sys.executable, "-m", "peftlab.cli", "study", str(path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.time() + 300
     while len(_cell_files(out)) < 2 and time.time() < deadline and process.poll() is None:
@@ -135,3 +145,13 @@ def test_tiny_study_killed_mid_matrix_resumes_without_redoing_cells(tiny_model_d
         assert state["status"] == "done" and state["wall_time_s"] > 0
         metrics = json.loads((cell_file.parent / "metrics.json").read_text())
         assert "em@2" in metrics and "codebleu" in metrics
+
+    # The study wrote its report at the end; deleting it and rebuilding from the cells gives the same bytes.
+    report = out / "report"
+    assert (report / "report.html").is_file() and (report / "tables" / "codegen.tex").is_file()
+    first = _snapshot(report)
+    assert any(name.startswith("figures/") and name.endswith(".png") for name in first)
+    assert "CodeBLEU" in (report / "tables" / "codegen.md").read_text()
+    shutil.rmtree(report)
+    build_report(out)
+    assert _snapshot(report) == first

@@ -73,6 +73,8 @@ class TrainConfig(_Section):
     """Evaluate (and checkpoint) every this fraction of the training run."""
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory (QLoRA's usual companion), slower steps."""
     seed: int = 42
 
 

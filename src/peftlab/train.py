@@ -63,8 +63,10 @@ def _directory_mb(directory: Path) -> float:
     return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) / 2**20
 
 
-def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None) -> dict:
+def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, callbacks: tuple = ()) -> dict:
     """Train and save the adapter under ``run_dir/adapter``; return the training metrics.
+
+    ``callbacks`` are extra ``TrainerCallback`` objects (the methods bench times steps with one).
 
     Raises:
         UserError: unknown method/task, incompatible options, or no training example fits ``max_length``.
@@ -95,6 +97,8 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None) -> d
         learning_rate=config.train.learning_rate or method.default_learning_rate,
         warmup_steps=config.train.warmup_ratio,  # a float < 1 is a ratio of all steps
         weight_decay=config.train.weight_decay,
+        gradient_checkpointing=config.train.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},  # works with frozen embeddings (PEFT)
         eval_strategy="steps" if validation_set else "no",
         eval_steps=config.train.eval_every,
         save_strategy="steps",
@@ -118,7 +122,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None) -> d
         train_dataset=train_set,
         eval_dataset=validation_set or None,
         data_collator=CompletionCollator(tokenizer.pad_token_id),
-        callbacks=[stop],
+        callbacks=[stop, *callbacks],
     )
     checkpoint = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
     if checkpoint:
