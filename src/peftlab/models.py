@@ -146,6 +146,21 @@ def load_tokenizer(name: str, padding_side: str = "right"):
     return tokenizer
 
 
+def load_model_config(name: str):
+    """The model's ``transformers`` config (context length etc.) without loading its weights.
+
+    Raises:
+        UserError: as :func:`load_model`.
+    """
+    from transformers import AutoConfig
+
+    path, gguf_file = resolve_model_path(name)
+    try:
+        return AutoConfig.from_pretrained(path, gguf_file=gguf_file)
+    except OSError as error:
+        raise UserError(_hub_error(name, error)) from None
+
+
 def load_model(name: str, quantization_config=None, dtype: torch.dtype = torch.float32):
     """Load the causal LM for ``name`` (float32 by default: bf16 matmuls are ~500x slower on our CPUs).
 

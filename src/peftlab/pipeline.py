@@ -14,7 +14,7 @@ from peftlab.data.records import read_jsonl, write_jsonl
 from peftlab.errors import UserError
 from peftlab.generate import generate_candidates
 from peftlab.methods import get_method
-from peftlab.models import load_model, load_tokenizer
+from peftlab.models import load_model, load_model_config, load_tokenizer
 from peftlab.prompting import PROMPTING_METHODS, build_prompts, prompt_token_budget
 from peftlab.runs import start_run, update_metrics
 from peftlab.tasks import get_task
@@ -44,8 +44,8 @@ def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
     task = get_task(config.task, config)
     problems = task.load("test")
     tokenizer = load_tokenizer(config.model.name, padding_side="left")
+    prompts, prompt_stats = _prompts(config, task, problems, tokenizer)  # before the model: fail fast
     model = load_for_generation(config, run_dir)
-    prompts, prompt_stats = _prompts(config, task, problems, tokenizer, model)
     started = time.perf_counter()
     generation = config.generation.model_copy(update={"stop": task.stop})
     candidates = generate_candidates(model, tokenizer, prompts, generation, task.postprocess, progress)
@@ -64,7 +64,7 @@ def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
     return metrics
 
 
-def _prompts(config: Config, task, problems: list[dict], tokenizer, model) -> tuple[list[str], dict | None]:
+def _prompts(config: Config, task, problems: list[dict], tokenizer) -> tuple[list[str], dict | None]:
     """The task's prompts; for ICL and RAG with demonstrations from the training split prepended."""
     if config.method.name not in ("icl", "rag"):
         return [task.prompt(problem) for problem in problems], None
@@ -77,7 +77,7 @@ def _prompts(config: Config, task, problems: list[dict], tokenizer, model) -> tu
         format_prompt=task.prompt,
         format_demo=lambda example: task.prompt(example) + task.response(example).rstrip("\n") + "\n\n",
         tokenizer=tokenizer,
-        max_prompt_tokens=prompt_token_budget(model.config, config.generation.max_new_tokens),
+        max_prompt_tokens=prompt_token_budget(load_model_config(config.model.name), config.generation.max_new_tokens),
         retriever=config.method.retriever,
         embedding_model=config.method.embedding_model,
     )
