@@ -28,7 +28,6 @@ import torch
 from peftlab.config import load_config
 from peftlab.errors import UserError
 from peftlab.methods import get_method
-from peftlab.methods.full import FullFineTuning
 from peftlab.models import load_model, load_tokenizer
 from peftlab.train import ADAPTER_DIR
 
@@ -74,7 +73,7 @@ def merged_model(config, adapter: Path, dequantized: bool = False):
     method = get_method(config.method)
     if dequantized and method.quantization_config() is None:
         raise UserError(f"--dequantized applies to the QLoRA methods only; '{method.name}' is not quantised")
-    if isinstance(method, FullFineTuning):
+    if method.replaces_base_model:
         return method.load(None, adapter)
     if _is_prompt_learning(adapter):
         raise UserError(
@@ -123,7 +122,7 @@ def export_run(run_dir: Path, output_dir: Path, merge: bool = True, dequantized:
         "base_model": config.model.name,
         "merged": merge,
         "merged_into": ("dequantized weights" if dequantized else "float32 weights") if merge else None,
-        "format": "transformers model" if merge or isinstance(method, FullFineTuning) else "peft adapter",
+        "format": "transformers model" if merge or method.replaces_base_model else "peft adapter",
         "size_mb": round(sum(f.stat().st_size for f in output_dir.rglob("*") if f.is_file()) / 2**20, 2),
     }
     (output_dir / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")

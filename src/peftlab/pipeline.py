@@ -36,6 +36,8 @@ def load_for_generation(config: Config, run_dir: Path):
     adapter = run_dir / ADAPTER_DIR
     if not adapter.is_dir():
         raise UserError(f"no trained adapter in {adapter}; run `peftlab train` with the same output_dir first")
+    if method.replaces_base_model:
+        return method.load(None, adapter)
     return method.load(load_model(config.model.name, quantization_config=method.quantization_config()), adapter)
 
 

@@ -18,6 +18,8 @@ from peftlab.config import MethodConfig
 class AdaptationMethod(ABC):
     name: ClassVar[str]
     default_learning_rate: ClassVar[float]
+    replaces_base_model: ClassVar[bool] = False
+    """True when :meth:`save` writes a whole model, so :meth:`load` needs no base model (full fine-tuning)."""
     source: ClassVar[str] = ""
     """Where the default hyper-parameters come from (shown in docs/methods.md)."""
 
