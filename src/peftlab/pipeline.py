@@ -16,7 +16,7 @@ from peftlab.generate import generate_candidates
 from peftlab.methods import get_method
 from peftlab.models import load_model, load_model_config, load_tokenizer
 from peftlab.prompting import PROMPTING_METHODS, build_prompts, prompt_token_budget
-from peftlab.runs import start_run, update_metrics
+from peftlab.runs import read_metrics, start_run, update_metrics
 from peftlab.tasks import get_task
 from peftlab.train import ADAPTER_DIR, train
 
@@ -110,4 +110,4 @@ def run_stages(config: Config, announce=print) -> dict:
     if not (run_dir / SCORED).is_file():
         announce(f"{name}: evaluate")
         update_metrics(start_run(config, "evaluate"), evaluate(config, run_dir))
-    return update_metrics(run_dir, {})
+    return read_metrics(run_dir)

@@ -50,10 +50,14 @@ def start_run(config: Config, command: str) -> Path:
     return run_dir
 
 
+def read_metrics(run_dir: Path) -> dict:
+    """``run_dir/metrics.json``, or ``{}`` when no stage has written it yet."""
+    path = run_dir / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def update_metrics(run_dir: Path, new: dict) -> dict:
     """Merge ``new`` into ``run_dir/metrics.json`` (train, generate and evaluate each add their part)."""
-    path = run_dir / "metrics.json"
-    metrics = json.loads(path.read_text()) if path.is_file() else {}
-    metrics.update(new)
-    write_json(path, metrics)
+    metrics = {**read_metrics(run_dir), **new}
+    write_json(run_dir / "metrics.json", metrics)
     return metrics

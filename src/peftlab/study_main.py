@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from peftlab.runs import read_metrics
 from peftlab.study import Cell, expand, load_study
 from peftlab.study_runner import cell_state, run_study
 
@@ -33,8 +33,7 @@ def results_table(cells: list[Cell]) -> Table:
         table.add_column(column, justify="left" if column in ("model", "method", "sweep", "status") else "right")
     for cell in cells:
         cell_dir = Path(cell.config.output_dir)
-        metrics_path = cell_dir / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        metrics = read_metrics(cell_dir)
         state = cell_state(cell_dir)
         k = metrics.get("k", 1)
 

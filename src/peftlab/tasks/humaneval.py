@@ -36,6 +36,7 @@ from importlib import resources
 from peftlab.errors import UserError
 from peftlab.execution import harness, passk, sandbox
 from peftlab.metrics import match_scores
+from peftlab.postprocess import cut_at_stop
 from peftlab.tasks.base import Evaluation, Task
 
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
@@ -78,9 +79,7 @@ def _strip_fences(text: str) -> str:
 
 def postprocess(text: str) -> str:
     """Completion to score: the fenced code if any, cut at the first stop string."""
-    body = _strip_fences(text)
-    cuts = [pos for pos in (body.find(stop) for stop in STOP_STRINGS) if pos != -1]
-    return body[: min(cuts)] if cuts else body
+    return cut_at_stop(_strip_fences(text), list(STOP_STRINGS))
 
 
 def _check_rows(rows: list[dict], problems: dict) -> list[int]:
