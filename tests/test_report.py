@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
+from peftlab.metrics import METRICS, match_scores
 from peftlab.metrics.exact_match import exact_match_at_k
 from peftlab.report import build_report
 from peftlab.report.stats import bootstrap_ci, holm, mcnemar_exact, paired_test, sign_flip_test
@@ -23,11 +24,11 @@ from peftlab.report.tables import latex_escape
 ITEMS = 60
 K = 4
 MODELS = {"smollm2-135m": 0.0, "qwen2.5_coder-0.5b": 0.1}
-# method -> (trainable params, chance of a hit at rank 0..3, mean CodeBLEU)
+# method -> (trainable params, chance of a hit at rank 0..3)
 METHODS = {
-    "zero-shot": (0, (0.05, 0.02, 0.02, 0.01), 0.20),
-    "lora": (1_843_200, (0.55, 0.10, 0.05, 0.05), 0.55),
-    "prompt_tuning": (9_600, (0.10, 0.05, 0.03, 0.02), 0.30),
+    "zero-shot": (0, (0.05, 0.02, 0.02, 0.01)),
+    "lora": (1_843_200, (0.55, 0.10, 0.05, 0.05)),
+    "prompt_tuning": (9_600, (0.10, 0.05, 0.03, 0.02)),
 }
 
 
@@ -35,7 +36,8 @@ def _reference(index: int) -> str:
     return f"def f{index}(x):\n    return x + {index}\n"
 
 
-def _scored_rows(rng, hit_chances, codebleu_mean) -> list[dict]:
+def _scored_rows(rng, hit_chances) -> list[dict]:
+    """Predictions scored by the real metrics (``match_scores``), so scored.jsonl has ``codebleu_stats``."""
     rows = []
     for index in range(ITEMS):
         reference = _reference(index)
@@ -43,12 +45,9 @@ def _scored_rows(rng, hit_chances, codebleu_mean) -> list[dict]:
         draw = rng.random()
         rank = next((r for r, edge in enumerate(np.cumsum(hit_chances)) if draw < edge), None)
         if rank is not None:
-            candidates[rank] = reference.replace("x + ", "x+")  # normalised match, not a byte match
-        hits = [rank is not None and rank < k for k in (1, K)]
-        codebleu = float(np.clip(rng.normal(codebleu_mean, 0.12), 0, 1))
-        scores = {"em@1": float(hits[0]), f"em@{K}": float(hits[1]), "codebleu": codebleu, "codebleu_ngram": codebleu / 2}
-        rows.append({"id": f"test-{index:05d}", "candidates": candidates, "reference": reference, "scores": scores})
-    return rows
+            candidates[rank] = reference.replace("x + ", "x  +  ")  # normalised match, not a byte match
+        rows.append({"id": f"test-{index:05d}", "candidates": candidates, "reference": reference})
+    return match_scores(rows)[1]
 
 
 def _write_run(directory: Path, model: str, method: str, seed: int, rows: list[dict], params: int, extra=None) -> None:
@@ -59,11 +58,9 @@ def _write_run(directory: Path, model: str, method: str, seed: int, rows: list[d
         "task": "codegen", "output_dir": str(directory),
     }
     (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    metrics = {
-        "em@1": float(np.mean([r["scores"]["em@1"] for r in rows])),
-        f"em@{K}": float(np.mean([r["scores"][f"em@{K}"] for r in rows])),
-        "codebleu": float(np.mean([r["scores"]["codebleu"] for r in rows])), "k": K,
-    }
+    metrics = {"k": K}
+    for metric in METRICS.values():  # corpus values, as evaluate writes them
+        metrics.update(metric([r["candidates"] for r in rows], [r["reference"] for r in rows]))
     if params:
         metrics.update(trainable_params=params, total_params=134_515_008, trainable_percent=100 * params / 134_515_008,
                        peak_memory_mb=900.0 + params / 4000, train_time_s=300.0)
@@ -78,9 +75,9 @@ def make_study(root: Path) -> Path:
     number = 0
     for model, shift in MODELS.items():
         lora_rows = None
-        for method, (params, chances, codebleu) in METHODS.items():
+        for method, (params, chances) in METHODS.items():
             rng = np.random.default_rng([7, number])
-            rows = _scored_rows(rng, tuple(c + shift * (c > 0.2) for c in chances), codebleu + shift)
+            rows = _scored_rows(rng, tuple(c + shift * (c > 0.2) for c in chances))
             if method == "lora":
                 lora_rows = rows
             if method == "prompt_tuning" and shift:
@@ -137,19 +134,20 @@ def test_table_values_cis_and_best(study, report):
     assert [(r["model"], r["method"]) for r in rows[:3]] == [
         ("qwen2.5_coder-0.5b", "zero-shot"), ("qwen2.5_coder-0.5b", "prompt_tuning"), ("qwen2.5_coder-0.5b", "lora")]
     for row in rows:
-        for metric in ("em@1", f"em@{K}", "codebleu"):
+        for metric in ("em@1", f"em@{K}", "codebleu", "codebleu_item"):
             low, value, high = (float(row[f"{metric}_ci_low"]), float(row[metric]), float(row[f"{metric}_ci_high"]))
             assert low <= value <= high and high - low < 0.5
         metrics = json.loads((study / row["runs"] / "metrics.json").read_text())
         assert float(row["em@1"]) == pytest.approx(metrics["em@1"], abs=1e-6)
+        assert float(row["codebleu"]) == pytest.approx(metrics["codebleu"], abs=1e-6)  # corpus, as metrics.json
     best = {(r["model"], r["method"]): r["best"] for r in rows}
-    assert best[("smollm2-135m", "lora")] == f"em@1;em@{K};codebleu"
+    assert best[("smollm2-135m", "lora")] == f"em@1;em@{K};codebleu;codebleu_item"
     assert best[("smollm2-135m", "zero-shot")] == ""
     # On the second model prompt tuning ties LoRA item for item: both are best.
     assert best[("qwen2.5_coder-0.5b", "prompt_tuning")] == best[("qwen2.5_coder-0.5b", "lora")] != ""
     markdown = report["tables/codegen.md"].read_text()
     lora_line = next(line for line in markdown.splitlines() if "smollm2-135m | lora" in line)
-    assert lora_line.count("**") == 6 and re.search(r"\*\*0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]\*\*", lora_line)
+    assert lora_line.count("**") == 8 and re.search(r"\*\*0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]\*\*", lora_line)
     assert "1,843,200 (1.37%)" in lora_line
 
 
@@ -171,7 +169,8 @@ def test_significance(report):
     clearly_worse = by[("smollm2-135m", "em@1", "zero-shot")]
     assert clearly_worse["best_method"] == "lora" and float(clearly_worse["p"]) < 0.001
     assert clearly_worse["test"] == "McNemar exact"
-    assert by[("smollm2-135m", "codebleu", "zero-shot")]["test"] == "sign-flip permutation"
+    assert by[("smollm2-135m", "codebleu", "zero-shot")]["test"] == "paired permutation (corpus)"
+    assert not any(r["metric"] == "codebleu_item" for r in rows)  # the item mean is descriptive only
     assert float(by[("smollm2-135m", "codebleu", "zero-shot")]["p"]) < 0.01
     tie = [r for r in rows if r["model"] == "qwen2.5_coder-0.5b" and {r["method"], r["best_method"]} == {"lora", "prompt_tuning"}]
     assert len(tie) == 3 and all(float(r["p"]) == 1.0 and float(r["difference"]) == 0 for r in tie)
@@ -181,7 +180,7 @@ def test_significance(report):
 def test_latex_escapes(report):
     tex = report["tables/codegen.tex"].read_text()
     assert r"prompt\_tuning" in tex and r"qwen2.5\_coder-0.5b" in tex and r"95\%" in tex
-    assert r"\textbf{" in tex and "\\begin{tabular}{llrrrr}" in tex
+    assert r"\textbf{" in tex and "\\begin{tabular}{llrrrrr}" in tex
     assert latex_escape("a_b 50% & #1 $x$ {y} ~^\\") == (
         r"a\_b 50\% \& \#1 \$x\$ \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{}")
 
@@ -207,9 +206,9 @@ def test_rebuild_is_byte_identical(study, report, tmp_path):
 def test_plain_run_dirs_with_sweep(tmp_path):
     """Without cell.json, labels come from config.yaml and differing config keys become the sweep."""
     for index, r in enumerate((4, 8, 16)):
-        rows = _scored_rows(np.random.default_rng(index), (0.2 + 0.1 * index, 0.05, 0.05, 0.05), 0.3 + 0.05 * index)
+        rows = _scored_rows(np.random.default_rng(index), (0.2 + 0.1 * index, 0.05, 0.05, 0.05))
         _write_run(tmp_path / "runs" / f"lora-r{r}", "smollm2-135m", "lora", 42, rows, 1000 * r, {"r": r})
-    _write_run(tmp_path / "runs" / "zs", "smollm2-135m", "zero-shot", 42, _scored_rows(np.random.default_rng(9), (0.1, 0, 0, 0), 0.2), 0)
+    _write_run(tmp_path / "runs" / "zs", "smollm2-135m", "zero-shot", 42, _scored_rows(np.random.default_rng(9), (0.1, 0, 0, 0)), 0)
     (tmp_path / "runs" / "unfinished").mkdir()
     (tmp_path / "runs" / "unfinished" / "config.yaml").write_text("task: codegen\n")
     written = build_report(tmp_path / "runs", tmp_path / "out")

@@ -2,7 +2,8 @@
 
 A metric function takes ``candidates`` (one list of k strings per problem, best first) and ``references``
 (one string per problem) and returns a flat ``{name: value}`` dict. Add a metric by writing one module and
-one entry in :data:`METRICS`.
+one entry in :data:`METRICS`. A metric whose per-problem score is not the corpus function on one problem
+(CodeBLEU: docs/metrics.md) also has an entry in :data:`ITEM_METRICS`.
 """
 
 from __future__ import annotations
@@ -10,15 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from peftlab.errors import UserError
-from peftlab.metrics.codebleu_score import codebleu_metric
+from peftlab.metrics.codebleu_score import codebleu_item, codebleu_metric
 from peftlab.metrics.exact_match import exact_match_metric
 
 MetricFn = Callable[[list[list[str]], list[str]], dict[str, float]]
+ItemFn = Callable[[list[str], str], tuple[dict, dict]]
+"""One problem's candidates and reference -> (its scores, extra fields for its scored.jsonl row)."""
 
 METRICS: dict[str, MetricFn] = {
     "exact_match": exact_match_metric,
     "codebleu": codebleu_metric,
 }
+
+ITEM_METRICS: dict[str, ItemFn] = {"codebleu": codebleu_item}
 
 
 def get_metric(name: str) -> MetricFn:
@@ -30,7 +35,8 @@ def get_metric(name: str) -> MetricFn:
 
 def match_scores(predictions: list[dict]) -> tuple[dict[str, float], list[dict]]:
     """Every match metric over all rows (``{candidates, reference}``), and each row with its own ``scores``
-    (the same metrics on that problem alone, which the report bootstraps intervals and paired tests from)."""
+    (the metrics on that problem alone) and ``codebleu_stats`` (CodeBLEU's per-item counts, from which the
+    report recomputes corpus CodeBLEU for its bootstrap intervals and paired tests)."""
     candidates = [row["candidates"] for row in predictions]
     references = [row["reference"] for row in predictions]
     metrics: dict[str, float] = {}
@@ -39,8 +45,14 @@ def match_scores(predictions: list[dict]) -> tuple[dict[str, float], list[dict]]
     scored = []
     for row, problem_candidates, reference in zip(predictions, candidates, references, strict=True):
         scores: dict[str, float] = {}
-        for metric in METRICS.values():
-            scores.update(metric([problem_candidates], [reference]))
-        scored.append({**row, "scores": scores})
+        extra: dict = {}
+        for name, metric in METRICS.items():
+            if name in ITEM_METRICS:
+                item, fields = ITEM_METRICS[name](problem_candidates, reference)
+                scores.update(item)
+                extra.update(fields)
+            else:
+                scores.update(metric([problem_candidates], [reference]))
+        scored.append({**row, "scores": scores, **extra})
     return metrics, scored
 

@@ -2,9 +2,11 @@
 
 Output layout (``OUT`` defaults to ``RUNS_DIR/report``)::
 
-    OUT/report.md                 all tables, the significance table, figure links, skipped runs
+    OUT/report.md                 all tables, the significance table, item-mean vs corpus flags, figure
+                                  links, skipped runs
     OUT/report.html               the same, self-contained (figures embedded as data URIs)
-    OUT/significance.{md,csv}     each method vs the best method of its model, per task and metric
+    OUT/significance.{md,csv}     each method vs the best method of its model, per task and metric (the
+                                  Markdown also carries the item-mean vs corpus flags)
     OUT/tables/<task>.{md,csv,tex}
     OUT/figures/<task>-*.png
 
@@ -24,7 +26,8 @@ from peftlab.report.figures import FigureFile, group_figures
 from peftlab.report.html import render_html
 from peftlab.report.stats import GroupStats, group_stats
 from peftlab.report.tables import (
-    latex_table, markdown_table, results_csv, significance_csv, significance_markdown,
+    SIGNIFICANCE_NOTE, VALUES_NOTE, disagreement_markdown, latex_table, markdown_table, results_csv,
+    significance_csv, significance_markdown,
 )
 
 OWNED = {"figures": ".png", "tables": (".md", ".csv", ".tex")}
@@ -42,18 +45,16 @@ def _markdown(collection: Collection, groups: list[GroupStats], figures: dict[st
     lines = [
         f"# peftlab report: {name}",
         "",
-        f"{len(collection.runs)} finished runs, {len(collection.skipped)} skipped. Values are means over test "
-        "items with 95% percentile-bootstrap confidence intervals (1000 resamples); the best value per model "
-        "is bold. See docs/report.md for the statistics.",
+        f"{len(collection.runs)} finished runs, {len(collection.skipped)} skipped. {VALUES_NOTE}; the best "
+        "value per model is bold. See docs/report.md for the statistics.",
         "",
     ]
     for stats in groups:
         lines += [f"## {stats.group.title}", "", markdown_table(stats)]
         for figure in figures.get(stats.group.slug, []):
             lines += [f"![{figure.title}]({figure.path})", "", f"*{figure.caption}*", ""]
-    lines += ["## Significance", "", "Each method against the best method of the same model and task "
-              "(McNemar's exact test for 0/1 scores, paired sign-flip permutation test otherwise; Holm-adjusted "
-              "within one model and metric).", "", significance_markdown(groups), "## Skipped runs", ""]
+    lines += ["## Significance", "", SIGNIFICANCE_NOTE, "", significance_markdown(groups),
+              "## Item mean vs corpus", "", disagreement_markdown(groups), "## Skipped runs", ""]
     if collection.skipped:
         lines += [f"- `{item.name}`{' ' + item.labels if item.labels else ''}: {item.status} ({item.reason})"
                   for item in collection.skipped]
@@ -107,7 +108,8 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> dic
         _write(out_path, f"tables/{slug}.tex", latex_table(stats), written)
         figures[slug] = group_figures(stats, out_path)
         written.update({figure.path: out_path / figure.path for figure in figures[slug]})
-    _write(out_path, "significance.md", significance_markdown(groups), written)
+    significance = significance_markdown(groups) + "\n## Item mean vs corpus\n\n" + disagreement_markdown(groups)
+    _write(out_path, "significance.md", significance, written)
     _write(out_path, "significance.csv", significance_csv(groups), written)
     _write(out_path, "report.md", _markdown(collection, groups, figures), written)
     _write(out_path, "report.html", render_html(collection, groups, figures, out_path, _generated()), written)

@@ -4,7 +4,8 @@ Per table group: effectiveness against trainable parameters (log x; prompting ba
 parameters, sit in a shaded strip one decade left of the smallest trained method), effectiveness against
 peak training memory (trained methods only: prompting baselines record none), EM@k over k, and one figure
 per swept config key (x = the key's value, a line per model × method). Error bars and bands are the 95%
-bootstrap intervals of the tables. PNGs carry no metadata (no Software, no date), and drawing runs under
+bootstrap intervals of the tables. CodeBLEU is drawn at corpus level only; the secondary item-mean column
+stays in the tables. PNGs carry no metadata (no Software, no date), and drawing runs under
 matplotlib's default style, so a user's matplotlibrc does not change the bytes.
 """
 
@@ -21,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
 from peftlab.report.collect import sweep_key
-from peftlab.report.stats import GroupStats, RowStats, metric_title
+from peftlab.report.stats import ITEM_MEAN, GroupStats, RowStats, metric_title
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", ":", "-.")
@@ -34,6 +35,10 @@ class FigureFile:
     """Relative to the report directory (POSIX)."""
     title: str
     caption: str
+
+
+def _plotted(stats: GroupStats) -> list[str]:
+    return [metric for metric in stats.metrics if metric != ITEM_MEAN]
 
 
 def _palette(stats: GroupStats) -> tuple[dict, dict]:
@@ -99,8 +104,8 @@ def effect_vs_params(stats: GroupStats, out_dir: Path) -> FigureFile | None:
     params = {id(row): row.row.metric("trainable_params") or 0 for row in rows}
     positive = [value for value in params.values() if value > 0]
     zero_x = 10 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1.0
-    fig, axes = _grid(len(stats.metrics), f"{stats.group.title}: effectiveness vs trainable parameters")
-    for ax, metric in zip(axes, stats.metrics):
+    fig, axes = _grid(len(_plotted(stats)), f"{stats.group.title}: effectiveness vs trainable parameters")
+    for ax, metric in zip(axes, _plotted(stats)):
         if any(value == 0 for value in params.values()):
             ax.axvspan(zero_x / 3, zero_x * 3, color="0.92", zorder=0)
             ax.text(zero_x, 0.98, "0 params", transform=blended_transform_factory(ax.transData, ax.transAxes),
@@ -122,7 +127,7 @@ def effect_vs_params(stats: GroupStats, out_dir: Path) -> FigureFile | None:
     _legend(fig, rows, colors, markers)
     name = _save(fig, out_dir, f"{stats.group.slug}-effect-vs-params.png")
     return FigureFile(name, f"{stats.group.title}: effectiveness vs trainable parameters",
-                      "Mean with 95% bootstrap CI. Prompting baselines (0 trainable parameters) are drawn in the "
+                      "Value (CodeBLEU corpus-level, others mean over items) with 95% bootstrap CI. Prompting baselines (0 trainable parameters) are drawn in the "
                       "shaded strip on the left, one decade below the smallest trained method.")
 
 
@@ -131,8 +136,8 @@ def effect_vs_memory(stats: GroupStats, out_dir: Path) -> FigureFile | None:
     if not rows:
         return None
     colors, markers = _palette(stats)
-    fig, axes = _grid(len(stats.metrics), f"{stats.group.title}: effectiveness vs peak training memory")
-    for ax, metric in zip(axes, stats.metrics):
+    fig, axes = _grid(len(_plotted(stats)), f"{stats.group.title}: effectiveness vs peak training memory")
+    for ax, metric in zip(axes, _plotted(stats)):
         for row in rows:
             if metric in row.estimates:
                 x = row.row.metric("peak_memory_mb")
@@ -143,7 +148,7 @@ def effect_vs_memory(stats: GroupStats, out_dir: Path) -> FigureFile | None:
     _legend(fig, rows, colors, markers)
     name = _save(fig, out_dir, f"{stats.group.slug}-effect-vs-memory.png")
     return FigureFile(name, f"{stats.group.title}: effectiveness vs peak training memory",
-                      "Mean with 95% bootstrap CI against peak training memory; prompting baselines record no "
+                      "Value with 95% bootstrap CI against peak training memory; prompting baselines record no "
                       "training memory and are left out.")
 
 
@@ -196,8 +201,8 @@ def sweep_figures(stats: GroupStats, out_dir: Path) -> list[FigureFile]:
         values = sorted({value for points in lines.values() for value, _ in points}, key=lambda v: sweep_key((("", v),)))
         numeric = _numeric(values)
         position = {repr(value): (value if numeric else index) for index, value in enumerate(values)}
-        fig, axes = _grid(len(stats.metrics), f"{stats.group.title}: sweep over {key}")
-        for ax, metric in zip(axes, stats.metrics):
+        fig, axes = _grid(len(_plotted(stats)), f"{stats.group.title}: sweep over {key}")
+        for ax, metric in zip(axes, _plotted(stats)):
             for (model, method, _), points in sorted(lines.items(), key=lambda item: item[0]):
                 points = sorted((p for p in points if metric in p[1].estimates), key=lambda p: sweep_key((("", p[0]),)))
                 if not points:
@@ -225,7 +230,7 @@ def sweep_figures(stats: GroupStats, out_dir: Path) -> list[FigureFile]:
 
 def group_figures(stats: GroupStats, out_dir: Path) -> list[FigureFile]:
     """Draw every figure of one group into ``out_dir/figures``; returns what was written, in order."""
-    if not stats.metrics:
+    if not _plotted(stats):
         return []
     with matplotlib.style.context("default"), matplotlib.rc_context({"svg.hashsalt": "peftlab"}):
         made = [effect_vs_params(stats, out_dir), effect_vs_memory(stats, out_dir), em_at_k(stats, out_dir)]

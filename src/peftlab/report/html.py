@@ -14,7 +14,10 @@ from pathlib import Path
 from peftlab.report.collect import Collection
 from peftlab.report.figures import FigureFile
 from peftlab.report.stats import GroupStats
-from peftlab.report.tables import result_cells, significance_cells
+from peftlab.report.tables import (
+    DISAGREEMENT_NOTE, SIGNIFICANCE_NOTE, VALUES_NOTE, codebleu_notes, disagreement_cells, result_cells,
+    significance_cells,
+)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
@@ -59,6 +62,18 @@ def _table(header: list[str], rows: list[list[tuple[str, bool]]], numeric: range
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
+def _disagreements(groups: list[GroupStats]) -> list[str]:
+    header, rows = disagreement_cells(groups)
+    parts = ['<h2 id="item-mean-vs-corpus">Item mean vs corpus</h2>',
+             f'<p class="note">{escape(DISAGREEMENT_NOTE)}</p>']
+    parts.append(_table(header, [[(text, False) for text in row] for row in rows], range(5, 7))
+                 if rows else "<p>None: item mean and corpus rank every pair alike.</p>")
+    notes = codebleu_notes(groups)
+    if notes:
+        parts.append("<ul>\n" + "\n".join(f'<li class="note">{escape(note)}</li>' for note in notes) + "\n</ul>")
+    return parts
+
+
 def _figure(out_dir: Path, figure: FigureFile) -> str:
     data = base64.b64encode((out_dir / figure.path).read_bytes()).decode("ascii")
     return (
@@ -87,14 +102,14 @@ def render_html(
         "<body>",
         f"<h1>peftlab report: {escape(name)}</h1>",
         f'<p class="note">{runs} finished run{"s" * (runs != 1)} in {len(groups)} table{"s" * (len(groups) != 1)}'
-        f"; {skipped} skipped. Values are means over test items with 95% percentile-bootstrap confidence "
-        "intervals (1000 resamples); the best value per model is bold. Rebuild with "
+        f"; {skipped} skipped. {escape(VALUES_NOTE)}; the best value per model is bold. Rebuild with "
         f"<code>peftlab report {escape(collection.root.name)}</code>.</p>",
         "<nav><ul>",
     ]
     parts += [f'<li><a href="#{stats.group.slug}">{escape(stats.group.title)}</a></li>' for stats in groups]
-    parts += ['<li><a href="#significance">Significance</a></li>', '<li><a href="#skipped">Skipped runs</a></li>',
-              "</ul></nav>"]
+    parts += ['<li><a href="#significance">Significance</a></li>',
+              '<li><a href="#item-mean-vs-corpus">Item mean vs corpus</a></li>',
+              '<li><a href="#skipped">Skipped runs</a></li>', "</ul></nav>"]
     for stats in groups:
         header, rows = result_cells(stats)
         parts.append(f'<h2 id="{stats.group.slug}">{escape(stats.group.title)}</h2>')
@@ -102,15 +117,11 @@ def render_html(
         parts += [_figure(out_dir, figure) for figure in figures.get(stats.group.slug, [])]
     header, rows = significance_cells(groups)
     parts.append('<h2 id="significance">Significance</h2>')
-    parts.append(
-        '<p class="note">Each method against the best method of the same model and task, on the test items '
-        "both share: McNemar's exact test for 0/1 scores (EM, pass@k), a paired sign-flip permutation test "
-        "otherwise (CodeBLEU; seed-averaged scores). Difference = method − best. p (Holm) adjusts within one "
-        "model and metric.</p>"
-    )
+    parts.append(f'<p class="note">{escape(SIGNIFICANCE_NOTE)}</p>')
     numeric = range(header.index("Difference"), header.index("Test"))
     parts.append(_table(header, [[(text, False) for text in row] for row in rows], numeric)
                  if rows else "<p>No comparisons: every model has a single method per task.</p>")
+    parts += _disagreements(groups)
     parts.append('<h2 id="skipped">Skipped runs</h2>')
     if collection.skipped:
         skipped_rows = [[(item.name, False), (item.labels or "–", False), (item.status, False), (item.reason, False)]

@@ -7,16 +7,25 @@
   one sample), otherwise a two-sided paired sign-flip permutation test on the per-item differences
   (exact enumeration up to ``EXACT_LIMIT`` non-zero differences, else ``PERMUTATIONS`` random flips).
 - :func:`holm`: Holm's step-down adjustment for a family of p-values.
+
+CodeBLEU is corpus-level, not a mean: its interval and test live in :mod:`peftlab.report.corpus` and
+resample the same items. tests/test_stats_crosscheck.py checks these helpers against scipy/statsmodels.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from math import comb
 
 import numpy as np
+
+from peftlab.metrics.codebleu_stats import corpus_scores, item_scores
+from peftlab.report.corpus import (
+    COMPONENTS, CORPUS_METRICS, Disagreement, corpus_ci, corpus_paired_test, corpus_value, library_value,
+    disagreements, run_matrix,
+)
 
 SEED = 20240501
 RESAMPLES = 1000
@@ -125,13 +134,21 @@ def holm(pvalues: list[float]) -> list[float]:
 # --- Per-row statistics of a report group --------------------------------------------------------------
 
 METRIC_FAMILIES = {"em": 0, "codebleu": 1, "pass": 2}
-"""The main metrics shown in the tables, in column order: EM@k, CodeBLEU, pass@k."""
+"""The main metrics shown in the tables, in column order: EM@k, CodeBLEU (corpus, then item mean), pass@k."""
+ITEM_MEAN = "codebleu_item"
+"""The secondary CodeBLEU column: per-item CodeBLEU averaged. Descriptive only: it gets no paired test."""
+TITLES = {
+    "codebleu": "CodeBLEU (corpus)", ITEM_MEAN: "CodeBLEU (item mean)", "codebleu_ngram": "CodeBLEU n-gram",
+    "codebleu_weighted_ngram": "CodeBLEU weighted n-gram", "codebleu_syntax": "CodeBLEU syntax",
+    "codebleu_dataflow": "CodeBLEU data flow",
+}
 
 
 def metric_order(key: str) -> tuple[int, int] | None:
-    """Column sort key of a main metric (``em@K``, ``codebleu``, ``pass@K``), ``None`` for other keys."""
-    if key == "codebleu":
-        return (METRIC_FAMILIES["codebleu"], 0)
+    """Column sort key of a main metric (``em@K``, ``codebleu``, ``codebleu_item``, ``pass@K``), ``None``
+    for other keys."""
+    if key in ("codebleu", ITEM_MEAN):
+        return (METRIC_FAMILIES["codebleu"], int(key == ITEM_MEAN))
     family, _, k = key.partition("@")
     if family in ("em", "pass") and k.isdigit():
         return (METRIC_FAMILIES[family], int(k))
@@ -139,9 +156,8 @@ def metric_order(key: str) -> tuple[int, int] | None:
 
 
 def metric_title(key: str) -> str:
-    if key == "codebleu":
-        # Not the corpus-level CodeBLEU of metrics.json: per-item scores averaged (docs/report.md).
-        return "CodeBLEU (item mean)"
+    if key in TITLES:
+        return TITLES[key]
     family, _, k = key.partition("@")
     return f"EM@{k}" if family == "em" else f"{family}@{k}"
 
@@ -153,10 +169,24 @@ class RowStats:
     row: object
     ids: list[str]
     scores: dict[str, np.ndarray]
+    """Per-item scores of the item-mean metrics (EM, pass@k, ``codebleu_item``, ...)."""
     estimates: dict[str, Estimate]
     em_curve: list[Estimate]
     """EM@k for k = 1..K from the candidates and references (empty when the task reports no EM)."""
     best: set[str]
+    corpus: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-item CodeBLEU statistics (items × FIELDS, averaged over seeds) of each corpus metric."""
+    corpus_values: dict[str, float] = field(default_factory=dict)
+    """Corpus value of each metric (recomputed CodeBLEU and components; metrics.json for the others)."""
+    item_means: dict[str, float] = field(default_factory=dict)
+    """Item mean of the same metrics, to flag the two ranking methods differently."""
+    recomputed: int = 0
+    """Items whose CodeBLEU statistics were recomputed from the stored candidate (older scored.jsonl)."""
+    library_codebleu: float | None = None
+    """metrics.json's corpus CodeBLEU where it differs from the report's: no data-flow edge matched, which
+    codebleu 0.7.0 counts as a perfect data-flow match."""
+    fallback: bool = False
+    """No CodeBLEU statistics and nothing to recompute them from: no corpus column, stored item mean only."""
 
 
 @dataclass
@@ -180,6 +210,7 @@ class GroupStats:
     rows: list[RowStats]
     metrics: list[str]
     comparisons: list[Comparison]
+    disagreements: list[Disagreement] = field(default_factory=list)
 
 
 def _item_id(item: dict, index: int) -> str:
@@ -198,6 +229,40 @@ def _first_hits(items: list[dict]) -> list[float]:
     return hits
 
 
+def _codebleu(stats: RowStats, per_run: list[dict], reports_codebleu: bool) -> None:
+    """Corpus CodeBLEU (statistics, value, components) and its item mean, from each seed's statistics;
+    without statistics to recompute from, only the stored per-item ``codebleu`` mean (``codebleu_item``)."""
+    stored = stats.scores.pop("codebleu", None)
+    for component in COMPONENTS[1:]:
+        stats.scores.pop(component, None)
+    if not reports_codebleu or not stats.ids:
+        return
+    matrices = []
+    for items in per_run:
+        matrix, recomputed = run_matrix([items[item_id] for item_id in stats.ids])
+        if matrix is None:
+            stats.fallback, stats.recomputed = True, 0
+            if stored is not None:
+                stats.scores[ITEM_MEAN] = stored
+                if isinstance(stats.row.metric("codebleu"), (int, float)):
+                    stats.corpus_values["codebleu"] = float(stats.row.metric("codebleu"))
+                    stats.item_means["codebleu"] = float(stored.mean())
+            return
+        matrices.append(matrix)
+        stats.recomputed += recomputed
+    # Pooling the seeds' counts (their mean) keeps one corpus per row; with one seed it is that run's corpus.
+    stats.corpus["codebleu"] = pooled = np.mean(matrices, axis=0)
+    per_item = [item_scores(matrix) for matrix in matrices]
+    stats.scores[ITEM_MEAN] = np.mean([scores["codebleu"] for scores in per_item], axis=0)
+    totals = corpus_scores(pooled.sum(axis=0), library=False)
+    for component in COMPONENTS:
+        values = np.mean([scores[component] for scores in per_item], axis=0)
+        if np.isfinite(totals[component]) and not np.all(np.isnan(values)):
+            stats.corpus_values[component] = float(totals[component])
+            stats.item_means[component] = float(np.nanmean(values))  # data flow: items that have any
+    stats.library_codebleu = library_value(pooled)
+
+
 def row_stats(row) -> RowStats:
     """Statistics of one :class:`~peftlab.report.collect.Row`."""
     per_run = [{_item_id(item, i): item for i, item in enumerate(run.items)} for run in row.runs]
@@ -214,17 +279,24 @@ def row_stats(row) -> RowStats:
         else:
             if ids:
                 scores[key] = np.mean(columns, axis=0)
-    estimates = {key: bootstrap_ci(values) for key, values in scores.items() if metric_order(key)}
-    curve: list[Estimate] = []
+    stats = RowStats(row, ids, scores, {}, [], set())
+    reports_codebleu = "codebleu" in keys or any("codebleu" in run.metrics for run in row.runs)
+    _codebleu(stats, per_run, reports_codebleu)
+    stats.estimates = {key: bootstrap_ci(values) for key, values in scores.items() if metric_order(key)}
+    stats.estimates.update({key: corpus_ci(matrix) for key, matrix in stats.corpus.items()})
+    for key, values in scores.items():
+        if metric_order(key) and key != ITEM_MEAN and isinstance(row.metric(key), (int, float)):
+            stats.corpus_values[key], stats.item_means[key] = float(row.metric(key)), float(values.mean())
     if "em@1" in scores:
         depth = max(len(items[item_id].get("candidates") or []) for items in per_run for item_id in ids)
         hits = np.array([_first_hits([items[item_id] for item_id in ids]) for items in per_run])
-        curve = [bootstrap_ci((hits < k).mean(axis=0)) for k in range(1, depth + 1)]
-    return RowStats(row, ids, scores, estimates, curve, set())
+        stats.em_curve = [bootstrap_ci((hits < k).mean(axis=0)) for k in range(1, depth + 1)]
+    return stats
 
 
 def group_stats(group) -> GroupStats:
-    """Row statistics, best rows per model and metric, and paired tests against the best, for a group."""
+    """Row statistics, best rows per model and metric, paired tests against the best, and item-mean vs
+    corpus ranking disagreements, for a group."""
     rows = [row_stats(row) for row in group.rows]
     metrics = sorted({key for stats in rows for key in stats.estimates}, key=metric_order)
     comparisons: list[Comparison] = []
@@ -238,9 +310,11 @@ def group_stats(group) -> GroupStats:
             for stats in scored:
                 if stats.estimates[metric].value >= top - 1e-12:
                     stats.best.add(metric)
+            if metric == ITEM_MEAN:
+                continue
             reference = next(stats for stats in scored if metric in stats.best)
             comparisons.extend(_compare(model, metric, reference, [s for s in scored if s is not reference]))
-    return GroupStats(group, rows, metrics, comparisons)
+    return GroupStats(group, rows, metrics, comparisons, disagreements(rows))
 
 
 def _compare(model: str, metric: str, reference: RowStats, others: list[RowStats]) -> list[Comparison]:
@@ -250,11 +324,17 @@ def _compare(model: str, metric: str, reference: RowStats, others: list[RowStats
         shared = [(positions[item_id], index) for index, item_id in enumerate(other.ids) if item_id in positions]
         if not shared:
             continue
-        best_scores = reference.scores[metric][[i for i, _ in shared]]
-        other_scores = other.scores[metric][[j for _, j in shared]]
-        p, test = paired_test(other_scores, best_scores)
-        difference = float(other_scores.mean() - best_scores.mean())
-        found.append(Comparison(model, metric, other.row.label, reference.row.label, difference, len(shared), p, p, test))
+        best_rows, other_rows = [i for i, _ in shared], [j for _, j in shared]
+        if metric in CORPUS_METRICS:
+            best_stats, other_stats = reference.corpus[metric][best_rows], other.corpus[metric][other_rows]
+            p, test = corpus_paired_test(other_stats, best_stats, metric)
+            difference = corpus_value(other_stats, metric) - corpus_value(best_stats, metric)
+        else:
+            best_scores, other_scores = reference.scores[metric][best_rows], other.scores[metric][other_rows]
+            p, test = paired_test(other_scores, best_scores)
+            difference = float(other_scores.mean() - best_scores.mean())
+        found.append(Comparison(model, metric, other.row.label, reference.row.label, difference, len(shared), p, p,
+                                test))
     for comparison, adjusted in zip(found, holm([c.p for c in found])):
         comparison.p_holm = adjusted
     return found

@@ -2,7 +2,8 @@
 
 Every format is built from the same cells (:func:`result_cells`, :func:`significance_cells`), so they
 agree to the digit. The best value of each metric per model is bold in Markdown, HTML and LaTeX, and
-listed in the CSV's ``best`` column. Values are "mean [95% CI low, high]" over test items.
+listed in the CSV's ``best`` column. Values are "value [95% CI low, high]": the mean over test items, except
+CodeBLEU (corpus), which is corpus-level like metrics.json (docs/report.md).
 """
 
 from __future__ import annotations
@@ -11,6 +12,24 @@ import csv
 import io
 
 from peftlab.report.stats import GroupStats, metric_title
+
+VALUES_NOTE = (
+    "CodeBLEU (corpus) is corpus-level, as in metrics.json, with a bootstrap interval over resampled test "
+    "items; CodeBLEU (item mean) averages per-item scores (descriptive, untested); every other value is a "
+    "mean over test items. Intervals are 95% percentile bootstrap (1000 resamples)"
+)
+SIGNIFICANCE_NOTE = (
+    "Each method against the best method of the same model and task, on the test items both share: "
+    "McNemar's exact test for 0/1 scores (EM, pass@k), a paired permutation test on the corpus statistic for "
+    "CodeBLEU (items' outputs swapped between the two methods), a paired sign-flip permutation test otherwise "
+    "(seed-averaged or fractional scores). Difference = method − best. p (Holm) adjusts within one model and "
+    "metric."
+)
+DISAGREEMENT_NOTE = (
+    "Pairs of methods of one model that a metric's corpus value and its item mean rank in opposite order. "
+    "Trust the corpus value (the one the tables and tests use); the item mean weighs every problem equally, "
+    "so short candidates on short references move it (docs/metrics.md)."
+)
 
 LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -176,8 +195,8 @@ def latex_table(stats: GroupStats) -> str:
         cells = [rf"\textbf{{{latex_escape(text)}}}" if best else latex_escape(text) for text, best in row]
         lines.append(" & ".join(cells) + r" \\")
     caption = (
-        f"Results on {latex_escape(stats.group.title)}: mean over test items with 95\\% bootstrap confidence "
-        "interval; best value per model in bold."
+        f"Results on {latex_escape(stats.group.title)}: mean over test items (CodeBLEU (corpus): corpus-level) "
+        "with 95\\% bootstrap confidence interval; best value per model in bold."
     )
     lines += [
         r"\bottomrule",
@@ -187,3 +206,50 @@ def latex_table(stats: GroupStats) -> str:
         r"\end{table}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _ranking(pair: tuple[float, float]) -> str:
+    high, low = pair
+    return f"{high:.3f} {'>' if high > low else '<'} {low:.3f}"
+
+
+def disagreement_cells(groups: list[GroupStats]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the item-mean vs corpus table: per pair, the corpus's higher row first."""
+    header = ["Task", "Model", "Metric", "Corpus ranks higher", "Corpus ranks lower", "Corpus", "Item mean"]
+    rows = [
+        [stats.group.title, d.model, metric_title(d.metric), d.higher, d.lower, _ranking(d.corpus),
+         _ranking(d.item_mean)]
+        for stats in groups for d in stats.disagreements
+    ]
+    return header, rows
+
+
+def codebleu_notes(groups: list[GroupStats]) -> list[str]:
+    """One line per row whose CodeBLEU needed recomputing, fell back to the item mean, or carries
+    codebleu's corpus data-flow quirk."""
+    notes = []
+    for stats in groups:
+        for row in stats.rows:
+            where = f"{stats.group.title} / {row.row.model} / {row.row.label}"
+            if row.recomputed:
+                notes.append(f"{where}: CodeBLEU statistics of {row.recomputed} items recomputed from the stored "
+                             "top candidate and reference (scored.jsonl predates per-item statistics).")
+            if row.fallback:
+                notes.append(f"{where}: no CodeBLEU statistics and no stored candidates to recompute them from; "
+                             "no corpus value, and the item mean is the stored per-item codebleu (the library's "
+                             "own per-item rule, data flow 0 counted as 1).")
+            if row.library_codebleu is not None:
+                notes.append(f"{where}: no data-flow edge matches; codebleu 0.7.0 counts that as a perfect "
+                             f"data-flow match (metrics.json: {row.library_codebleu:.3f}), the report as 0 "
+                             "(or leaves data flow out where no side has any).")
+    return notes
+
+
+def disagreement_markdown(groups: list[GroupStats]) -> str:
+    header, rows = disagreement_cells(groups)
+    text = DISAGREEMENT_NOTE + "\n\n"
+    text += _md_table(header, rows, range(5, 7)) if rows else "None: item mean and corpus rank every pair alike.\n"
+    notes = codebleu_notes(groups)
+    if notes:
+        text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+    return text
