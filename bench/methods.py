@@ -46,7 +46,7 @@ def child(args) -> None:
 
     import peftlab.train
     from peftlab.config import load_config
-    from peftlab.runs import start_run
+    from peftlab.runs import RunDir
 
     steps: list[dict] = []
     losses: list[float] = []
@@ -79,7 +79,7 @@ def child(args) -> None:
         f"method.name={method}", f"train.max_steps={args.steps}", f"train.batch_size={args.batch_size}",
         "train.eval_every=1.0", f"output_dir={run_dir}", *extra,
     ])
-    start_run(config, "train")
+    RunDir(run_dir).create()
     metrics = peftlab.train.train(config, run_dir, callbacks=(StepTimer(),))
     step_seconds = [step["s"] for step in steps]
     print("RESULT " + json.dumps({

@@ -39,14 +39,12 @@ def train(
     method: Optional[str] = MethodOption,
     output_dir: Optional[str] = OutputOption,
 ):
-    """Fine-tune the model with the configured method; resumes from the last checkpoint if interrupted."""
-    from peftlab.runs import start_run, update_metrics
-    from peftlab.train import train as run_training
+    """Fine-tune the model with the configured method; resumes from the last complete checkpoint if interrupted."""
+    from peftlab.pipeline import run_command
 
     config = _config(config_file, overrides, **{"model.name": model, "method.name": method, "output_dir": output_dir})
-    run_dir = start_run(config, "train")
-    metrics = update_metrics(run_dir, run_training(config, run_dir))
-    typer.echo(f"adapter saved in {run_dir / 'adapter'}; trainable params {metrics['trainable_params']:,}")
+    metrics = run_command(config, "train")
+    typer.echo(f"adapter saved in {Path(config.output_dir) / 'adapter'}; trainable params {metrics['trainable_params']:,}")
 
 
 @app.command()
@@ -59,14 +57,12 @@ def generate(
     output_dir: Optional[str] = OutputOption,
 ):
     """Generate k candidates per test problem into predictions.jsonl."""
-    from peftlab.pipeline import generate as run_generation
-    from peftlab.runs import start_run, update_metrics
+    from peftlab.pipeline import run_command
 
     shortcuts = {"model.name": model, "method.name": method, "task": task, "output_dir": output_dir}
     config = _config(config_file, overrides, **shortcuts)
-    run_dir = start_run(config, "generate")
-    update_metrics(run_dir, run_generation(config, run_dir))
-    typer.echo(f"predictions written to {run_dir / 'predictions.jsonl'}")
+    run_command(config, "generate")
+    typer.echo(f"predictions written to {Path(config.output_dir) / 'predictions.jsonl'}")
 
 
 @app.command()
@@ -74,16 +70,17 @@ def evaluate(
     config_file: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = OverridesArgument,
     predictions: Optional[Path] = typer.Option(None, help="JSONL to score (default: the run's predictions)."),
+    partial: bool = typer.Option(
+        False, "--partial", help="Score a file that covers only some test problems (reported as partial)."
+    ),
     task: Optional[str] = TaskOption,
     output_dir: Optional[str] = OutputOption,
 ):
-    """Score predictions with the task's metrics into metrics.json."""
-    from peftlab.pipeline import evaluate as run_evaluation
-    from peftlab.runs import start_run, update_metrics
+    """Score predictions against the task's test set into metrics.json (ids must match the test set)."""
+    from peftlab.pipeline import run_command
 
     config = _config(config_file, overrides, task=task, output_dir=output_dir)
-    run_dir = start_run(config, "evaluate")
-    metrics = update_metrics(run_dir, run_evaluation(config, run_dir, predictions))
+    metrics = run_command(config, "evaluate", predictions=predictions, partial=partial)
     for key, value in metrics.items():
         typer.echo(f"{key}: {value}")
 
@@ -198,6 +195,7 @@ def main() -> None:
     except TrainingInterrupted as stopped:
         typer.secho(str(stopped), fg="yellow", err=True)
         sys.exit(130)
+
 
 
 if __name__ == "__main__":

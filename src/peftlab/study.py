@@ -109,7 +109,10 @@ def load_study(path: str | Path | None, preset: str | None = None) -> StudySpec:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"study file not found: {path}")
-        text, source = path.read_text(), str(path)
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise UserError(f"study file {path} is not UTF-8 text") from None
     try:
         tree = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from peftlab.runs import read_metrics
+from peftlab.runs import directory_lock, ensure_writable_dir, read_metrics
 from peftlab.study import Cell, expand, load_study
 from peftlab.study_runner import cell_state, run_study
 
@@ -65,6 +65,12 @@ def run_study_command(study_file: Path | None, preset: str, output_dir: str | No
         spec.output_dir = output_dir
     data_dir = Path(spec.output_dir) / DEFAULT_DATA
     cells = expand(spec, default_data_dir=str(data_dir))
+    study_dir = ensure_writable_dir(Path(spec.output_dir), "study output directory")
+    with directory_lock(study_dir, "study directory"):
+        return _run_locked(spec, cells, data_dir, retry_failed, report, console)
+
+
+def _run_locked(spec, cells: list[Cell], data_dir: Path, retry_failed: bool, report: bool, console: Console) -> int:
     if any(cell.config.data.dir == str(data_dir) for cell in cells):
         _ensure_default_data(data_dir, console)
     counts = run_study(spec, cells, retry_failed, console)

@@ -8,25 +8,25 @@ tracking; docs/decisions.md says why.
 
 from __future__ import annotations
 
+import errno
 import resource
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
+from peftlab.checkpoints import MarkCompleteCheckpoints, atomic_directory, newest_complete_checkpoint
 from peftlab.config import Config
 from peftlab.data.template import CompletionCollator, tokenize_example
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_method
 from peftlab.models import load_model, load_tokenizer
+from peftlab.runs import RunDir
 from peftlab.tasks import get_task
-
-ADAPTER_DIR = "adapter"
-CHECKPOINT_DIR = "checkpoints"
 
 
 class StopOnRequest(TrainerCallback):
@@ -63,15 +63,50 @@ def _directory_mb(directory: Path) -> float:
     return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) / 2**20
 
 
+def training_fingerprint(config: Config) -> dict:
+    """The settings a checkpoint depends on: resuming one under other settings would mix two runs."""
+    dumped = config.model_dump(mode="json", include={"model", "data", "method", "train", "task"})
+    dumped["data"].pop("test_size", None)  # what is generated from later does not change training
+    return dumped
+
+
+def _out_of_space(error: BaseException | None) -> bool:
+    """A save failed for lack of disk (torch reports it as a RuntimeError without an errno)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(error) or "file write failed" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextmanager
+def _disk_full_is_a_user_error(where: Path):
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        if not _out_of_space(error):
+            raise
+        raise UserError(
+            f"no space left on the device while saving to {where}; free some space and re-run "
+            "to resume from the last complete checkpoint"
+        ) from None
+
+
 def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, callbacks: tuple = ()) -> dict:
     """Train and save the adapter under ``run_dir/adapter``; return the training metrics.
 
     ``callbacks`` are extra ``TrainerCallback`` objects (the methods bench times steps with one).
+    Resumes from the newest *complete* checkpoint (``peftlab.checkpoints``); the adapter is written under
+    a temporary name and renamed into place, so it exists whole or not at all.
 
     Raises:
-        UserError: unknown method/task, incompatible options, or no training example fits ``max_length``.
+        UserError: unknown method/task, incompatible options, no training example fits ``max_length``,
+            checkpoints from another config, or the disk filled up while saving.
         TrainingInterrupted: a stop was requested; the last checkpoint is on disk.
     """
+    run = RunDir(run_dir)
     task = get_task(config.task, config)
     method = get_method(config.method)
     if not task.trainable:
@@ -83,12 +118,14 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
     if not train_set:
         raise UserError(f"no training example fits model.max_length={config.model.max_length}")
 
+    # Before the model loads: a checkpoint of another config is refused fast.
+    checkpoint = newest_complete_checkpoint(run.checkpoints, training_fingerprint(config))
     torch.manual_seed(config.train.seed)
     model = method.apply(load_model(config.model.name, quantization_config=method.quantization_config()))
     parameters = count_parameters(model)
 
     args = TrainingArguments(
-        output_dir=str(run_dir / CHECKPOINT_DIR),
+        output_dir=str(run.checkpoints),
         num_train_epochs=config.train.epochs,
         max_steps=config.train.max_steps,
         per_device_train_batch_size=config.train.batch_size,
@@ -122,15 +159,15 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         train_dataset=train_set,
         eval_dataset=validation_set or None,
         data_collator=CompletionCollator(tokenizer.pad_token_id),
-        callbacks=[stop, *callbacks],
+        callbacks=[stop, MarkCompleteCheckpoints(training_fingerprint(config)), *callbacks],
     )
-    checkpoint = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
     if checkpoint:
         print(f"Resuming from {checkpoint}", file=sys.stderr)
     previous_handler = signal.signal(signal.SIGINT, stop.request)
     started = time.perf_counter()
     try:
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+        with _disk_full_is_a_user_error(run.checkpoints):
+            result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         signal.signal(signal.SIGINT, previous_handler)
     train_time = time.perf_counter() - started
@@ -140,7 +177,8 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
             "Re-run the same command to resume."
         )
 
-    method.save(trainer.model, run_dir / ADAPTER_DIR)
+    with _disk_full_is_a_user_error(run.adapter), atomic_directory(run.adapter) as partial:
+        method.save(trainer.model, partial)
     eval_losses = [entry["eval_loss"] for entry in trainer.state.log_history if "eval_loss" in entry]
     return {
         **parameters,
@@ -152,6 +190,6 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         "train_time_s": train_time,
         "tokens_per_s": trainer.state.num_input_tokens_seen / train_time if train_time else None,
         "peak_memory_mb": peak_memory_mb(),
-        "adapter_mb": _directory_mb(run_dir / ADAPTER_DIR),
-        "resumed_from": Path(checkpoint).name if checkpoint else None,
+        "adapter_mb": _directory_mb(run.adapter),
+        "resumed_from": checkpoint.name if checkpoint else None,
     }

@@ -124,13 +124,38 @@ def _record(lines: list[str], name: str, function, rel: str, options: MiningOpti
     }
 
 
-def mine_file(path: Path, root: Path, options: MiningOptions) -> list[dict]:
-    """Records from one file; a file that does not parse (e.g. Python 2 code) yields none."""
+class SkippedFile(Exception):
+    """A source file that cannot be mined; the message is the reason counted in the dataset card."""
+
+
+def parse_source(path: Path) -> tuple[str, ast.Module]:
+    """The text and syntax tree of one file.
+
+    Raises:
+        SkippedFile: unreadable (a dangling link, a link loop, a directory named ``*.py``), not UTF-8,
+            not valid Python 3 (e.g. Python 2 code), or nested too deeply for the parser.
+    """
     try:
         source = path.read_text(encoding="utf-8")
-        tree = ast.parse(source)
-    except (SyntaxError, UnicodeDecodeError, ValueError):
-        return []
+    except UnicodeDecodeError:
+        raise SkippedFile("not UTF-8") from None
+    except OSError:
+        raise SkippedFile("unreadable") from None
+    try:
+        return source, ast.parse(source)
+    except (SyntaxError, ValueError):
+        raise SkippedFile("syntax error") from None
+    except (RecursionError, MemoryError):  # CPython's parser gives up on very deep nesting
+        raise SkippedFile("nested too deeply") from None
+
+
+def mine_file(path: Path, root: Path, options: MiningOptions) -> list[dict]:
+    """Records from one file.
+
+    Raises:
+        SkippedFile: see :func:`parse_source`.
+    """
+    source, tree = parse_source(path)
     lines = source.splitlines()
     rel = path.relative_to(root).as_posix()
     found = (_record(lines, name, function, rel, options) for name, function in _functions(tree))
@@ -171,8 +196,14 @@ def mine(source: Path | None, options: MiningOptions) -> tuple[dict[str, list[di
         source_desc = {"kind": "directory", "root": str(source)}
     records: list[dict] = []
     seen: set[str] = set()
+    skipped: dict[str, int] = {}
     for path in files:
-        for record in mine_file(path, root, options):
+        try:
+            mined = mine_file(path, root, options)
+        except SkippedFile as reason:
+            skipped[str(reason)] = skipped.get(str(reason), 0) + 1
+            continue
+        for record in mined:
             key = record["reference"].strip()
             if key in seen:
                 continue
@@ -188,6 +219,7 @@ def mine(source: Path | None, options: MiningOptions) -> tuple[dict[str, list[di
         "source": source_desc,
         "python_version": sys.version.split()[0],
         "files_scanned": len(files),
+        "files_skipped": dict(sorted(skipped.items())),
         "counts": {name: len(split) for name, split in splits.items()},
         "options": asdict(options),
         "seed": options.seed,

@@ -10,32 +10,45 @@ from pathlib import Path
 from peftlab.errors import UserError
 
 
-def read_jsonl(path: str | Path, required: tuple[str, ...] = ()) -> list[dict]:
-    """Read a JSONL file; blank lines are skipped.
+def read_jsonl(path: str | Path, required: tuple[str, ...] | dict[str, type] = ()) -> list[dict]:
+    """Read a UTF-8 JSONL file; blank lines are skipped.
+
+    ``required`` names keys every record must have; as a ``{key: type}`` mapping it also checks their types.
 
     Raises:
-        UserError: the file is missing, a line is not a JSON object (file and line number are named), or
-            a record lacks one of ``required`` keys.
+        UserError: the file is missing or not UTF-8 text, a line is not a JSON object, a record lacks one
+            of the ``required`` keys or has one of the wrong type (file and line number are named).
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"file not found: {path}")
+    types = required if isinstance(required, dict) else dict.fromkeys(required, object)
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UserError(f"{path}:{number}: malformed JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            missing = [key for key in required if key not in record]
-            if missing:
-                raise UserError(f"{path}:{number}: missing key(s) {', '.join(missing)}")
-            records.append(record)
+    number = 0
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    records.append(_parse_record(line, types, f"{path}:{number}"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}:{number + 1}: not UTF-8 text (is this a JSONL file?)") from None
     return records
+
+
+def _parse_record(line: str, types: dict[str, type], where: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{where}: malformed JSON ({error.msg})") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    missing = [key for key in types if key not in record]
+    if missing:
+        raise UserError(f"{where}: missing key(s) {', '.join(missing)}")
+    for key, expected in types.items():
+        if not isinstance(record[key], expected):
+            raise UserError(f"{where}: '{key}' must be {expected.__name__}, got {type(record[key]).__name__}")
+    return record
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict]) -> None:

@@ -121,6 +121,13 @@ def run_tests(program: str, entry_point: str, tests: str, *, setup: str = "", ch
 
 
 def run_batch(jobs: list[dict], workers: int = 2) -> list[Verdict]:
-    """``run_tests(**job)`` for every job on ``workers`` threads (each drives one sandbox); input order."""
-    with ThreadPoolExecutor(max_workers=max(1, int(workers))) as pool:
+    """``run_tests(**job)`` for every job on ``workers`` threads (each drives one sandbox); input order.
+
+    On Ctrl-C (or any error) the jobs not yet started are cancelled; the running ones end within their
+    own time limits. A plain ``with ThreadPoolExecutor`` would run every queued job first.
+    """
+    pool = ThreadPoolExecutor(max_workers=max(1, int(workers)))
+    try:
         return list(pool.map(lambda job: run_tests(**job), jobs))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -70,8 +70,14 @@ class Row:
         return ", ".join(f"{key}={value}" for key, value in self.sweep)
 
     @property
+    def partial_runs(self) -> list[Run]:
+        """Runs scored with ``evaluate --partial`` on only some of the test problems."""
+        return [run for run in self.runs if run.metrics.get("partial")]
+
+    @property
     def label(self) -> str:
-        return f"{self.method} ({self.sweep_text})" if self.sweep else self.method
+        label = f"{self.method} ({self.sweep_text})" if self.sweep else self.method
+        return label + " [partial]" if self.partial_runs else label
 
     def metric(self, key: str):
         """Mean of ``metrics.json[key]`` over the row's runs, or ``None`` where no run has it."""

@@ -15,7 +15,7 @@ from peftlab.report.collect import Collection
 from peftlab.report.figures import FigureFile
 from peftlab.report.stats import GroupStats
 from peftlab.report.tables import (
-    DISAGREEMENT_NOTE, SIGNIFICANCE_NOTE, VALUES_NOTE, codebleu_notes, disagreement_cells, result_cells,
+    DISAGREEMENT_NOTE, SIGNIFICANCE_NOTE, VALUES_NOTE, row_notes, disagreement_cells, result_cells,
     significance_cells,
 )
 
@@ -68,7 +68,7 @@ def _disagreements(groups: list[GroupStats]) -> list[str]:
              f'<p class="note">{escape(DISAGREEMENT_NOTE)}</p>']
     parts.append(_table(header, [[(text, False) for text in row] for row in rows], range(5, 7))
                  if rows else "<p>None: item mean and corpus rank every pair alike.</p>")
-    notes = codebleu_notes(groups)
+    notes = row_notes(groups)
     if notes:
         parts.append("<ul>\n" + "\n".join(f'<li class="note">{escape(note)}</li>' for note in notes) + "\n</ul>")
     return parts

@@ -224,13 +224,19 @@ def disagreement_cells(groups: list[GroupStats]) -> tuple[list[str], list[list[s
     return header, rows
 
 
-def codebleu_notes(groups: list[GroupStats]) -> list[str]:
-    """One line per row whose CodeBLEU needed recomputing, fell back to the item mean, or carries
-    codebleu's corpus data-flow quirk."""
+def row_notes(groups: list[GroupStats]) -> list[str]:
+    """One line per row scored on part of its test set, or whose CodeBLEU needed recomputing, fell back to
+    the item mean, or carries codebleu's corpus data-flow quirk."""
     notes = []
     for stats in groups:
         for row in stats.rows:
             where = f"{stats.group.title} / {row.row.model} / {row.row.label}"
+            for run in row.row.partial_runs:
+                total = run.metrics.get("test_problems_total", "?")
+                missing = run.metrics.get("missing_ids", 0)
+                scored = total - missing if isinstance(total, int) else "?"
+                notes.append(f"{where}: {run.name} was scored on {scored} of {total} test problems "
+                             "(evaluate --partial); its values are not comparable with complete runs.")
             if row.recomputed:
                 notes.append(f"{where}: CodeBLEU statistics of {row.recomputed} items recomputed from the stored "
                              "top candidate and reference (scored.jsonl predates per-item statistics).")
@@ -249,7 +255,7 @@ def disagreement_markdown(groups: list[GroupStats]) -> str:
     header, rows = disagreement_cells(groups)
     text = DISAGREEMENT_NOTE + "\n\n"
     text += _md_table(header, rows, range(5, 7)) if rows else "None: item mean and corpus rank every pair alike.\n"
-    notes = codebleu_notes(groups)
+    notes = row_notes(groups)
     if notes:
         text += "\n" + "\n".join(f"- {note}" for note in notes) + "\n"
     return text

@@ -9,7 +9,7 @@ from peftlab.data.template import format_prompt
 from peftlab.errors import UserError
 from peftlab.metrics import match_scores
 from peftlab.postprocess import extract_code
-from peftlab.tasks.base import Evaluation, Task
+from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
 
 SPLITS = ("train", "validation", "test")
 SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
@@ -32,7 +32,7 @@ class CodeGeneration(Task):
             raise UserError(
                 f"dataset split not found: {path} (run `peftlab data mine-codegen --out {directory}` first?)"
             )
-        records = read_jsonl(path, required=("instruction", "reference"))
+        records = read_jsonl(path, required={"instruction": str, "reference": str})
         if not records:
             raise UserError(f"dataset split {path} is empty")
         for index, record in enumerate(records):
@@ -46,8 +46,13 @@ class CodeGeneration(Task):
     def postprocess(self, completion: str) -> str:
         return extract_code(completion, self.stop)
 
-    def evaluate(self, predictions: list[dict]) -> Evaluation:
+    def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
         """Corpus-level metrics, plus each row's own ``scores`` (the same metrics on that problem alone),
-        which the report bootstraps confidence intervals and paired tests from."""
-        return Evaluation(*match_scores(predictions))
+        which the report bootstraps confidence intervals and paired tests from. References come from the
+        test split, never from the predictions file."""
+        check_candidate_rows(predictions)
+        references = {problem["id"]: problem["reference"] for problem in self.load("test")}
+        coverage = match_test_ids([row["id"] for row in predictions], list(references), partial=partial)
+        metrics, scored = match_scores([{**row, "reference": references[row["id"]]} for row in predictions])
+        return Evaluation({**metrics, **coverage}, scored)
 

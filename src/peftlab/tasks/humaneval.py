@@ -37,7 +37,7 @@ from peftlab.errors import UserError
 from peftlab.execution import harness, passk, sandbox
 from peftlab.metrics import match_scores
 from peftlab.postprocess import cut_at_stop
-from peftlab.tasks.base import Evaluation, Task
+from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
 
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
 
@@ -204,6 +204,7 @@ class HumanEval(Task):
     name = "humaneval"
     trainable = False
     prediction_keys = ()
+    extra_outputs = ("verdicts.jsonl",)
 
     def load(self, split: str) -> list[dict]:
         if split != "test":
@@ -225,12 +226,18 @@ class HumanEval(Task):
     def postprocess(self, completion: str) -> str:
         return postprocess(completion)
 
-    def evaluate(self, predictions: list[dict]) -> Evaluation:
+    def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
         generated = bool(predictions) and all("candidates" in row for row in predictions)
-        samples = (
-            [{"task_id": row["id"], "completion": c} for row in predictions for c in row["candidates"]]
-            if generated else predictions
-        )
+        test = {problem["id"]: problem for problem in self.load("test")}
+        if generated:
+            check_candidate_rows(predictions)
+            coverage = match_test_ids([row["id"] for row in predictions], list(test), partial=partial)
+            samples = [{"task_id": row["id"], "completion": c} for row in predictions for c in row["candidates"]]
+        else:
+            _check_rows(predictions, test)
+            coverage = match_test_ids([row["task_id"] for row in predictions], list(test), partial=partial,
+                                      repeats=True)
+            samples = predictions
         per_task: dict[str, int] = {}
         for row in samples:
             per_task[row.get("task_id")] = per_task.get(row.get("task_id"), 0) + 1
@@ -240,11 +247,15 @@ class HumanEval(Task):
             apply_postprocess=not generated,  # generate already post-processed its candidates
         )
         scored = _per_task_scores(verdicts, ks)
-        if generated:
-            match_metrics, match_rows = match_scores(predictions)
+        metrics.update(coverage)
+        if generated:  # references from the dataset, never from the predictions file
+            match_metrics, match_rows = match_scores(
+                [{**row, "reference": test[row["id"]]["reference"]} for row in predictions]
+            )
             metrics.update(match_metrics)
             for row, match_row in zip(scored, match_rows, strict=True):
-                row.update(candidates=match_row["candidates"], reference=match_row["reference"])
+                row.update(candidates=match_row["candidates"], reference=match_row["reference"],
+                           codebleu_stats=match_row["codebleu_stats"])
                 row["scores"].update(match_row["scores"])
         return Evaluation(metrics, scored, files={"verdicts.jsonl": verdicts})
 
