@@ -1,0 +1,298 @@
+"""The contamination check: mined items that copy a HumanEval/MBPP solution are dropped and counted."""
+
+import sys
+import textwrap
+import types
+
+import pytest
+
+from peftlab.data import contamination
+from peftlab.data.contamination import (
+    DEFAULT_THRESHOLD,
+    ContaminationIndex,
+    benchmark_references,
+    drop_contaminated,
+    normalise,
+    similarity,
+)
+from peftlab.data.mine import MiningOptions, mine
+from peftlab.tasks.humaneval import load_problems
+
+ORDINARY = {
+    "textutils.py": '''
+        """Small text helpers."""
+
+
+        def count_vowels(text):
+            """Count the vowels in a piece of text, ignoring case."""
+            total = 0
+            for char in text.lower():
+                if char in "aeiou":
+                    total += 1
+            return total
+
+
+        def title_words(sentence, keep=("a", "of", "the")):
+            """Capitalise every word of the sentence except the short joining ones."""
+            words = sentence.split()
+            out = [w if w in keep else w.capitalize() for w in words]
+            return " ".join(out)
+        ''',
+    "shapes.py": '''
+        class Box:
+            """An axis-aligned box."""
+
+            def __init__(self, width, height):
+                self.width = width
+                self.height = height
+
+            def area(self):
+                """Return the area covered by this box on the plane."""
+                size = self.width * self.height
+                return size
+
+            def grow(self, amount):
+                """Return a new box that is larger by the given amount on every side."""
+                extra = 2 * amount
+                return Box(self.width + extra, self.height + extra)
+        ''',
+}
+
+# HumanEval/0, rewritten the way a copier hides it: new names, two-space indentation, comments.
+RENAMED = '''
+def any_two_close(values: list, limit: float) -> bool:
+  """Tell whether any two of the given values are nearer to each other than the limit."""
+  # compare every ordered pair
+  for i, a in enumerate(values):
+    for j, b in enumerate(values):
+      if i != j:
+        gap = abs(a - b)  # their distance
+        if gap < limit:
+          return True
+
+  return False
+'''
+
+# HumanEval/0 with one token changed (!= -> <): a near, not exact, duplicate.
+EDITED = '''
+def close_pair_exists(numbers, threshold):
+    """Check whether some pair of numbers lies closer together than the threshold."""
+    for idx, elem in enumerate(numbers):
+        for idx2, elem2 in enumerate(numbers):
+            if idx < idx2:
+                distance = abs(elem - elem2)
+                if distance < threshold:
+                    return True
+    return False
+'''
+
+# Same task, honestly re-solved: different code, must be kept.
+RESOLVED = '''
+def has_close_pair(numbers, threshold):
+    """Check whether some pair of numbers lies closer together than the threshold."""
+    ordered = sorted(numbers)
+    for low, high in zip(ordered, ordered[1:]):
+        if high - low < threshold:
+            return True
+    return False
+'''
+
+
+def _humaneval_copy(problem: dict) -> str:
+    """prompt + canonical solution, with a blank line before the doctest examples: mine() refuses a
+    docstring whose first paragraph holds '>>>', so it mines only 69 of the 164 verbatim functions (not
+    HumanEval/0); with the blank line it mines 109."""
+    lines = (problem["prompt"] + problem["canonical_solution"]).split("\n")
+    first_example = next((i for i, line in enumerate(lines) if line.strip().startswith(">>>")), None)
+    if first_example is not None:
+        lines.insert(first_example, "")
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def index():
+    return ContaminationIndex(benchmark_references())
+
+
+@pytest.fixture
+def fixture_tree(tmp_path):
+    for name, text in ORDINARY.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    he0 = load_problems()["HumanEval/0"]
+    (tmp_path / "planted_exact.py").write_text(_humaneval_copy(he0))
+    (tmp_path / "planted_renamed.py").write_text(RENAMED)
+    (tmp_path / "planted_edited.py").write_text(EDITED)
+    (tmp_path / "resolved.py").write_text(RESOLVED)
+    return tmp_path
+
+
+def _all(splits):
+    return [record for split in splits.values() for record in split]
+
+
+def test_planted_humaneval_copies_are_dropped_and_counted(fixture_tree, index):
+    splits, _ = mine(fixture_tree, MiningOptions())
+    records = _all(splits)
+    names = {r["meta"]["name"] for r in records}
+    planted = {"has_close_elements", "any_two_close", "close_pair_exists"}
+    ordinary = {"count_vowels", "title_words", "Box.area", "Box.grow", "has_close_pair"}
+    assert planted | ordinary == names  # precondition: the miner kept all of them
+
+    kept, report = drop_contaminated(records, index)
+
+    assert {r["meta"]["name"] for r in kept} == ordinary
+    by_name = {item["name"]: item for item in report["items"]}
+    assert set(by_name) == planted
+    assert all(item["benchmark_id"] == "HumanEval/0" for item in by_name.values())
+    assert by_name["has_close_elements"]["kind"] == "exact"
+    assert by_name["any_two_close"]["kind"] == "exact"  # names, layout and comments do not matter
+    assert by_name["close_pair_exists"]["kind"] == "near"
+    assert DEFAULT_THRESHOLD <= by_name["close_pair_exists"]["similarity"] < 1.0
+    assert (report["checked"], report["dropped"], report["exact"], report["near"]) == (8, 3, 2, 1)
+    assert report["references"]["HumanEval"] == 164
+    assert report["threshold"] == DEFAULT_THRESHOLD and report["ngram"] == 5
+    item = by_name["has_close_elements"]
+    assert item["file"] == "planted_exact.py" and item["id"].split("-")[0] in {"train", "validation", "test"}
+
+
+def test_every_minable_humaneval_solution_is_caught(tmp_path, index):
+    problems = load_problems()
+    for number, (task_id, problem) in enumerate(problems.items()):
+        (tmp_path / f"he_{number:03d}.py").write_text(_humaneval_copy(problem))
+    splits, _ = mine(tmp_path, MiningOptions())
+    records = _all(splits)
+    assert len(records) > 80  # most solutions survive the miner's filters
+    kept, report = drop_contaminated(records, index)
+    assert kept == []
+    tasks = list(problems)
+    for item in report["items"]:
+        assert item["benchmark_id"] == tasks[int(item["file"][3:6])]
+        assert item["kind"] == "exact"
+
+
+def test_threshold_is_inclusive_and_shared_with_similarity():
+    reference = "def ref(y):\n" + "".join(f"    x{i} = step{i}(y, {i})\n" for i in range(30)) + "    return y\n"
+
+    def edited(k):  # the first k statements call something else
+        body = "".join(f"    x{i} = other{i}(y, {i})\n" if i < k else f"    x{i} = step{i}(y, {i})\n"
+                       for i in range(30))
+        return "def cand(y):\n" + body + "    return y\n"
+
+    scores = [similarity(edited(k), reference) for k in range(31)]
+    assert scores[0] == 1.0 and scores == sorted(scores, reverse=True)
+    above = max(k for k, s in enumerate(scores) if s >= DEFAULT_THRESHOLD)
+    below = above + 1
+    assert scores[above] - scores[below] < 0.1  # a pair just either side of the threshold
+    index = ContaminationIndex([("Bench/1", reference)])
+    assert index.match(edited(above)) == ("Bench/1", scores[above], False)
+    assert index.match(edited(below)) is None
+    # the boundary itself counts as a match
+    exact_at = ContaminationIndex([("Bench/1", reference)], threshold=scores[below])
+    assert exact_at.match(edited(below)).similarity == scores[below]
+    assert ContaminationIndex([("Bench/1", reference)], threshold=scores[below] + 1e-9).match(edited(below)) is None
+
+
+def test_normalisation_ignores_layout_docstring_and_local_names():
+    a = 'def f(xs):\n    """Doc."""\n    total = 0  # running\n    for x in xs:\n        total += len(x)\n    return total\n'
+    b = "def g(items):\n\n  acc = 0\n  for it in items:\n\n    acc += len(it)\n  return acc\n"
+    assert normalise(a) == normalise(b)
+    c = "def g(items):\n  acc = 0\n  for it in items:\n    acc += sum(it)\n  return acc\n"
+    assert normalise(a) != normalise(c)  # globals and builtins are kept
+
+
+def test_attributes_and_strings():
+    assert normalise("def f(self):\n    return self.name + 'x'\n") == normalise('def g(me):\n    return me.name + "x"\n')
+    assert normalise("def f(self):\n    return self.name\n") != normalise("def f(self):\n    return self.label\n")
+    # an attribute named like a local is not renamed
+    assert normalise("def f(o, name):\n    return o.name\n") == [("return", "v0", ".", "name")]
+
+
+def test_signature_and_decorators_are_not_compared():
+    a = "@cache\ndef f(a: int, b: int = 2) -> int:\n    c = a * b\n    return c + a\n"
+    b = "def other(p, q):\n    r = p * q\n    return r + p\n"
+    assert similarity(a, b) == 1.0
+
+
+def test_units_are_outermost_functions_and_methods():
+    code = textwrap.dedent('''
+        import os
+
+        def outer(a):
+            def inner(b):
+                return b + 1
+            return inner(a)
+
+        class K:
+            def m(self):
+                return self.x
+        ''')
+    units = normalise(code)
+    assert len(units) == 2
+    assert "def" in units[0]  # the nested function is part of its parent's body
+    assert normalise("x = 1\ny = x + 2\n") == [("x", "=", "1", "<NEWLINE>", "y", "=", "x", "+", "2")]
+
+
+def test_indented_fragment_and_unparsable_code():
+    method = "    def m(self):\n        s = '''\nraw\n'''\n        return s.strip()\n"
+    assert normalise(method) == normalise("def m(self):\n    s = '''\nraw\n'''\n    return s.strip()\n")
+    broken = "print 'python two'\nif x\n"
+    index = ContaminationIndex([("Old/1", broken)])
+    assert index.match(broken) == ("Old/1", 1.0, True)
+    assert normalise("") == []
+
+
+def test_short_bodies_match_only_exactly():
+    index = ContaminationIndex([("B/1", "def f(s):\n    return s[::-1]\n")])
+    assert index.match("def g(t):\n    return t[::-1]\n") == ("B/1", 1.0, True)
+    assert index.match("def g(t):\n    return t[::-2]\n") is None
+
+
+def test_match_prefers_exact_then_most_similar(index):
+    he = load_problems()
+    hit = index.match(he["HumanEval/61"]["prompt"] + he["HumanEval/61"]["canonical_solution"])
+    assert hit == ("HumanEval/61", 1.0, True)  # not its near-twin HumanEval/56
+    assert index.match(RESOLVED) is None
+
+
+def test_bad_parameters():
+    with pytest.raises(ValueError):
+        ContaminationIndex([], threshold=0)
+    with pytest.raises(ValueError):
+        ContaminationIndex([], ngram=0)
+
+
+def test_drop_report_on_records_without_ids():
+    index = ContaminationIndex([("B/7", "def f(a, b):\n    c = a + b\n    return c * 2\n")])
+    records = [{"reference": "def g(x, y):\n    z = x + y\n    return z * 2\n", "meta": {"name": "g", "file": "m.py"}},
+               {"reference": "def h(x):\n    return x\n", "meta": {"name": "h", "file": "m.py"}}]
+    kept, report = drop_contaminated(records, index)
+    assert kept == [records[1]]
+    assert report["items"] == [{"id": None, "name": "g", "file": "m.py", "benchmark_id": "B/7",
+                                "similarity": 1.0, "kind": "exact"}]
+    assert report["references"] == {"B": 1}
+
+
+def test_benchmark_references_humaneval_and_optional_mbpp(monkeypatch):
+    refs = benchmark_references()
+    humaneval = [r for r in refs if r[0].startswith("HumanEval/")]
+    assert len(humaneval) == 164
+    # MultiPL-E's MBPP ships no solutions, so the real module contributes none; one that has them is used.
+    assert all(not r[0].startswith("MBPP/") for r in refs)
+    fake = types.ModuleType("peftlab.tasks.mbpp.data")
+    fake.load_problems = lambda: {
+        "MBPP/2": {"task_id": "MBPP/2", "prompt": "Write a function to add.", "canonical_solution": "def add(a, b):\n    return a + b\n"},
+        "MBPP/3": {"task_id": "MBPP/3", "prompt": "def sub(a, b):\n", "canonical_solution": "    return a - b\n"},
+        "MBPP/4": {"task_id": "MBPP/4", "prompt": "def x():\n", "canonical_solution": None},
+    }
+    monkeypatch.setitem(sys.modules, "peftlab.tasks.mbpp.data", fake)
+    extra = dict(benchmark_references())
+    assert extra["MBPP/2"] == "def add(a, b):\n    return a + b\n"  # a text prompt is not prepended
+    assert extra["MBPP/3"] == "def sub(a, b):\n    return a - b\n"
+    assert "MBPP/4" not in extra
+    assert ContaminationIndex(extra.items()).references == {"HumanEval": 164, "MBPP": 2}
+
+
+def test_missing_mbpp_module_is_skipped(monkeypatch):
+    monkeypatch.setitem(sys.modules, "peftlab.tasks.mbpp.data", None)  # import raises ImportError
+    assert len(benchmark_references()) == 164
+    assert contamination.DEFAULT_NGRAM == 5
