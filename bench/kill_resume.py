@@ -4,7 +4,8 @@
 
 Uses a small random Llama (4 layers, hidden 256, the tests' BPE tokenizer from tests/conftest.py) with full
 fine-tuning, so a checkpoint (weights + Adam state) is ~40 MB and takes a noticeable share of each step: with
-a checkpoint after every step, a good share of the kills land inside a save. For each trial
+a checkpoint after every step, random kills often land inside a save, and every other trial aims its kill
+into one on purpose (just after Trainer creates the checkpoint directory). For each trial
 the script records when the kill landed (what the run directory held right after it), what the re-run
 resumed from, and whether its adapter equals the reference (atol 1e-6). Prints a table; writes
 bench/results/kill-resume.{json,md}.
@@ -60,6 +61,17 @@ def _state_after_kill(run_dir: Path) -> dict:
     }
 
 
+def _wait_for_save(process: subprocess.Popen, run_dir: Path, step: int, limit: float = 300) -> bool:
+    """Poll until ``checkpoint-<step>`` appears (Trainer has started writing it); False if the run ended."""
+    target = run_dir / "checkpoints" / f"checkpoint-{step}"
+    deadline = time.monotonic() + limit
+    while not target.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.0005)
+    return True
+
+
 def _wait_for_checkpoints(process: subprocess.Popen, run_dir: Path, limit: float = 300) -> float:
     deadline = time.monotonic() + limit
     while not (run_dir / "checkpoints").is_dir():
@@ -77,7 +89,7 @@ def main() -> None:
     from conftest import MINI_PROJECT, _train_tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from peftlab.data.build import build_codegen_dataset
+    from peftlab.tasks.codegen.build import build_codegen_dataset
 
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as scratch:
@@ -107,16 +119,24 @@ def main() -> None:
             run_dir = scratch / f"trial-{trial}"
             process = subprocess.Popen(_command(model_dir, data_dir, run_dir), stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
-            delay = rng.uniform(0, training_s * 1.1)  # a little past the end: the adapter save and records
-            began = _wait_for_checkpoints(process, run_dir)
-            time.sleep(max(0.0, began + delay - time.monotonic()))
+            if trial % 2:  # a kill aimed into a checkpoint save: just after Trainer created its directory
+                mode, step = "in save", rng.randint(1, STEPS)
+                delay = rng.uniform(0, 0.05)
+                began = time.monotonic()
+                _wait_for_save(process, run_dir, step)
+                time.sleep(delay)
+            else:  # a kill at a random moment, a little past the end (the adapter save and the records)
+                mode, step = "random", None
+                delay = rng.uniform(0, training_s * 1.1)
+                began = _wait_for_checkpoints(process, run_dir)
+                time.sleep(max(0.0, began + delay - time.monotonic()))
             process.kill()
             process.wait()
             state = _state_after_kill(run_dir)
             rerun = subprocess.run(_command(model_dir, data_dir, run_dir), capture_output=True, text=True)
             metrics = json.loads((run_dir / "metrics.json").read_text()) if rerun.returncode == 0 else {}
             trials.append({
-                "trial": trial, "kill_after_s": round(delay, 3), **state, "rerun_exit": rerun.returncode,
+                "trial": trial, "mode": mode, "save_step": step, "kill_after_s": round(delay, 3), **state, "rerun_exit": rerun.returncode,
                 "resumed_from": metrics.get("resumed_from"),
                 "identical": rerun.returncode == 0 and _same(reference, _adapter(run_dir)),
                 "rerun_error": rerun.stderr.strip().splitlines()[-1] if rerun.returncode else None,
@@ -128,14 +148,17 @@ def main() -> None:
         "# SIGKILL at random moments of a training run, then re-run", "",
         f"`python bench/kill_resume.py --trials {args.trials} --seed {args.seed}`: random 4-layer Llama (hidden 256), "
         f"full fine-tuning, {STEPS} steps, "
-        f"a checkpoint after every step; kill uniformly within {training_s * 1.1:.1f} s after the checkpoints "
-        "directory appears (training took " f"{training_s:.1f} s uninterrupted).", "",
+        f"a checkpoint after every step; random kills fall uniformly within {training_s * 1.1:.1f} s after the "
+        f"checkpoints directory appears (training took {training_s:.1f} s uninterrupted).", "",
         f"**{identical} of {len(trials)} re-runs finished with the uninterrupted run's adapter (atol 1e-6).**", "",
-        "| trial | kill after s | complete ckpts | incomplete ckpts | adapter | partial adapter | resumed from | identical |",
-        "|---:|---:|---:|---:|---|---|---|---|",
+        "Even trials: a kill at a random moment. Odd trials: a kill 0-50 ms after `checkpoint-N` (N random) "
+        "appears, i.e. while Trainer is writing it.", "",
+        "| trial | mode | kill after s | complete ckpts | incomplete ckpts | adapter | partial adapter | resumed from | identical |",
+        "|---:|---|---:|---:|---:|---|---|---|---|",
     ]
     for t in trials:
-        lines.append(f"| {t['trial']} | {t['kill_after_s']} | {t['complete_checkpoints']} | {t['incomplete_checkpoints']} "
+        mode = t["mode"] + (f" (checkpoint-{t['save_step']})" if t["save_step"] else "")
+        lines.append(f"| {t['trial']} | {mode} | {t['kill_after_s']} | {t['complete_checkpoints']} | {t['incomplete_checkpoints']} "
                      f"| {t['adapter']} | {t['adapter_partial']} | {t['resumed_from']} | {t['identical']} |")
     kills_in_save = sum(t["incomplete_checkpoints"] > 0 or t["adapter_partial"] for t in trials)
     lines += ["", f"Kills that left an incomplete checkpoint or a partial adapter behind: {kills_in_save}."]

@@ -78,7 +78,7 @@ def tiny_model_dir_b(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
     """The fixture project mined into train/validation/test JSONL (no tokenizer statistics)."""
-    from peftlab.data.build import build_codegen_dataset
+    from peftlab.tasks.codegen.build import build_codegen_dataset
 
     directory = tmp_path_factory.mktemp("tiny-data")
     build_codegen_dataset(directory, MINI_PROJECT, seed=0, tokenizer_name=None)

@@ -125,7 +125,8 @@ def test_data_preview_shows_loss_bearing_tokens(tiny_model_dir, tiny_data_dir):
     from transformers import AutoTokenizer
 
     from peftlab.data.records import read_jsonl
-    from peftlab.data.template import format_prompt, tokenize_example
+    from peftlab.data.examples import tokenize_example
+    from peftlab.tasks.codegen.prompt import format_prompt
 
     record = read_jsonl(tiny_data_dir / "train.jsonl")[0]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -136,7 +137,8 @@ def test_data_preview_shows_loss_bearing_tokens(tiny_model_dir, tiny_data_dir):
 
 @pytest.mark.parametrize("method", ["zero-shot", "icl", "rag"])
 def test_generate_with_prompting_baselines(method, tiny_overrides, tmp_path):
-    result = run_cli("generate", "--method", method, "method.shots=2", *tiny_overrides)
+    shots = [] if method == "zero-shot" else ["method.shots=2"]  # zero-shot has no shots to set
+    result = run_cli("generate", "--method", method, *shots, *tiny_overrides)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 3

@@ -1,6 +1,5 @@
 """The contamination check: mined items that copy a HumanEval/MBPP solution are dropped and counted."""
 
-import sys
 import textwrap
 import types
 
@@ -10,12 +9,13 @@ from peftlab.data import contamination
 from peftlab.data.contamination import (
     DEFAULT_THRESHOLD,
     ContaminationIndex,
-    benchmark_references,
     drop_contaminated,
     normalise,
     similarity,
 )
 from peftlab.data.mine import MiningOptions, mine
+from peftlab.tasks import benchmarks
+from peftlab.tasks.benchmarks import benchmark_references
 from peftlab.tasks.humaneval import load_problems
 
 ORDINARY = {
@@ -278,13 +278,13 @@ def test_benchmark_references_humaneval_and_optional_mbpp(monkeypatch):
     assert len(humaneval) == 164
     # MultiPL-E's MBPP ships no solutions, so the real module contributes none; one that has them is used.
     assert all(not r[0].startswith("MBPP/") for r in refs)
-    fake = types.ModuleType("peftlab.tasks.mbpp.data")
+    fake = types.SimpleNamespace()
     fake.load_problems = lambda: {
         "MBPP/2": {"task_id": "MBPP/2", "prompt": "Write a function to add.", "canonical_solution": "def add(a, b):\n    return a + b\n"},
         "MBPP/3": {"task_id": "MBPP/3", "prompt": "def sub(a, b):\n", "canonical_solution": "    return a - b\n"},
         "MBPP/4": {"task_id": "MBPP/4", "prompt": "def x():\n", "canonical_solution": None},
     }
-    monkeypatch.setitem(sys.modules, "peftlab.tasks.mbpp.data", fake)
+    monkeypatch.setattr(benchmarks, "mbpp", fake)
     extra = dict(benchmark_references())
     assert extra["MBPP/2"] == "def add(a, b):\n    return a + b\n"  # a text prompt is not prepended
     assert extra["MBPP/3"] == "def sub(a, b):\n    return a - b\n"
@@ -292,7 +292,5 @@ def test_benchmark_references_humaneval_and_optional_mbpp(monkeypatch):
     assert ContaminationIndex(extra.items()).references == {"HumanEval": 164, "MBPP": 2}
 
 
-def test_missing_mbpp_module_is_skipped(monkeypatch):
-    monkeypatch.setitem(sys.modules, "peftlab.tasks.mbpp.data", None)  # import raises ImportError
-    assert len(benchmark_references()) == 164
+def test_default_rule():
     assert contamination.DEFAULT_NGRAM == 5

@@ -219,16 +219,18 @@ def test_unknown_method_is_one_line_error(monkeypatch, capsys, tiny_overrides):
 @pytest.mark.parametrize(
     ("method", "options", "fragment"),
     [
-        ("full", ["method.compute_dtype=bfloat16"], "needs a quantised method"),
-        ("lora", ["method.compute_dtype=float16"], "needs a quantised method"),
-        ("qlora-8bit", ["method.compute_dtype=bfloat16"], "qlora-4bit only"),
-        ("lora", ["method.prefix_projection=true"], "prefix-tuning only"),
-        ("prefix-tuning", ["method.prompt_init=text"], "prompt-tuning only"),
+        ("full", ["method.compute_dtype=bfloat16"], "does not apply to full; it applies to qlora-4bit"),
+        ("lora", ["method.compute_dtype=float16"], "does not apply to lora; it applies to qlora-4bit"),
+        ("qlora-8bit", ["method.compute_dtype=bfloat16"], "it applies to qlora-4bit"),
+        ("lora", ["method.prefix_projection=true"], "it applies to prefix-tuning"),
+        ("prefix-tuning", ["method.prompt_init=text"], "it applies to prompt-tuning"),
         ("prompt-tuning", ["method.prompt_init=text", "method.prompt_init_text=' '"], "non-empty"),
         ("prompt-tuning", ["method.target_modules=[q_proj]"], "does not apply to prompt-tuning"),
         ("prefix-tuning", ["method.target_modules=[q_proj]"], "does not apply to prefix-tuning"),
-        ("full", ["method.target_modules=[q_proj]"], "does not apply to full fine-tuning"),
+        ("full", ["method.target_modules=[q_proj]"], "does not apply to full"),
         ("ia3", ["method.target_modules=[]"], "empty list"),
+        ("ia3", ["method.r=8"], "method.r=8 does not apply to ia3; it applies to lora, qlora-8bit, qlora-4bit"),
+        ("lora", ["method.shots=5"], "it applies to icl, rag"),
     ],
 )
 def test_incompatible_options_are_one_line_errors(method, options, fragment, monkeypatch, capsys, tiny_overrides):
@@ -242,7 +244,7 @@ def test_installed_command_reports_one_line_without_traceback(tiny_overrides):
         [str(command), "train", "--method", "full", *tiny_overrides, "method.compute_dtype=bfloat16"],
         capture_output=True, text=True, timeout=120,
     )
-    assert_one_line_error(result.returncode, result.stderr, "needs a quantised method")
+    assert_one_line_error(result.returncode, result.stderr, "does not apply to full")
 
 
 def test_every_method_has_a_documented_default():

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from peftlab.data.build import build_codegen_dataset
+from peftlab.tasks.codegen.build import build_codegen_dataset
 from peftlab.data.mine import MiningOptions, default_source_files, mine
 from peftlab.errors import UserError
 

@@ -6,17 +6,24 @@ import logging
 
 import pytest
 
+from peftlab.config import load_config
 from peftlab.data.records import read_jsonl
-from peftlab.data.template import format_prompt
 from peftlab.errors import UserError
-from peftlab.prompting import (
-    BM25Retriever,
-    DenseRetriever,
-    build_prompts,
-    default_format_demo,
-    make_retriever,
-    prompt_token_budget,
-)
+from peftlab.prompting import build_prompts as _build_prompts
+from peftlab.prompting import prompt_token_budget
+from peftlab.prompting.retrieval import BM25Retriever, DenseRetriever, make_retriever
+from peftlab.tasks.codegen import CodeGeneration
+from peftlab.tasks.codegen.prompt import format_prompt
+
+CODEGEN = CodeGeneration(load_config(None, []))
+default_format_demo = CODEGEN.demonstration
+
+
+def build_prompts(*args, **kwargs):
+    """The codegen task's prompt and demonstration formats, as the generate stage passes them."""
+    kwargs.setdefault("format_prompt", CODEGEN.prompt)
+    kwargs.setdefault("format_demo", CODEGEN.demonstration)
+    return _build_prompts(*args, **kwargs)
 
 TRAIN = [
     {"id": "t0", "instruction": "Return the area of a circle with the given radius.", "reference": "return 1"},

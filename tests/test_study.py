@@ -31,7 +31,7 @@ def test_expansion_with_sweeps_and_dedup(tmp_path):
         "methods": ["zero-shot", {"name": "lora", "overrides": {"method.alpha": 16}}],
         "sweeps": [{"key": "method.r", "values": [8, 16], "methods": ["lora"]}],
     })
-    cells = expand(spec, default_data_dir="d")
+    cells = expand(spec, default_data_root="d")
     # per model x seed: zero-shot, lora (r=16 default), lora r=8; the r=16 sweep value duplicates the default
     assert len(cells) == 2 * 2 * 3
     lora = [c for c in cells if c.labels["method"] == "lora"]
@@ -115,12 +115,11 @@ def test_tiny_study_killed_mid_matrix_resumes_without_redoing_cells(tiny_model_d
         name="tiny",
         output_dir=str(out),
         models=[str(tiny_model_dir), str(tiny_model_dir_b)],
-        methods=["zero-shot", "icl", "lora"],
+        methods=["zero-shot", {"name": "icl", "overrides": {"method.shots": 1}}, "lora"],
         base={
             "data": {"dir": str(tiny_data_dir)},
             "train": {"max_steps": 2, "batch_size": 4},
             "generation": {"max_new_tokens": 4, "stop": [], "k": 2, "num_beams": 2},
-            "method": {"shots": 1},
         },
     )
     command = [sys.executable, "-m", "peftlab.cli", "study", str(path)]

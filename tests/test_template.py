@@ -1,6 +1,7 @@
 from transformers import AutoTokenizer
 
-from peftlab.data.template import IGNORE_INDEX, CompletionCollator, format_prompt, tokenize_example
+from peftlab.data.examples import IGNORE_INDEX, CompletionCollator, tokenize_example
+from peftlab.tasks.codegen.prompt import format_prompt
 
 
 def test_prompt_tokens_masked_response_and_eos_trained(tiny_model_dir):

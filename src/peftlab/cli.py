@@ -121,9 +121,14 @@ def mine_codegen(
     tokenizer: str = typer.Option("smollm2-135m", help="Tokenizer for the card's token-length statistics."),
 ):
     """Mine documented functions from a Python source tree into a code-generation dataset."""
-    from peftlab.data.build import build_codegen_dataset
+    from peftlab.tasks.codegen.build import build_codegen_dataset
 
-    card = build_codegen_dataset(out, source, seed, tokenizer)
+    loaded = None
+    if tokenizer:
+        from peftlab.models import load_tokenizer
+
+        loaded = load_tokenizer(tokenizer)
+    card = build_codegen_dataset(out, source, seed, tokenizer=loaded, tokenizer_name=tokenizer or None)
     counts = card["counts"]
     typer.echo(f"wrote {out}: train {counts['train']}, validation {counts['validation']}, test {counts['test']}")
 
@@ -135,7 +140,7 @@ def preview(
     count: int = typer.Option(2, "--count", "-n", help="How many training records to show."),
 ):
     """Show how training records are tokenized: prompt tokens (no loss) dimmed, loss-bearing tokens bold."""
-    from peftlab.data.preview import show_preview
+    from peftlab.preview import show_preview
 
     show_preview(_config(config_file, overrides), count)
 

@@ -27,8 +27,9 @@ class ModelConfig(_Section):
 
 
 class DataConfig(_Section):
-    dir: str = "runs/data/codegen"
-    """Directory holding ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl``."""
+    dir: str | None = None
+    """Directory holding ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (tasks that read their
+    data from files, such as ``codegen``; tasks whose problems ship with a package ignore it)."""
     train_size: int | None = Field(None, ge=1)
     """Use only the first N records of ``train.jsonl`` (training then drops those longer than
     ``model.max_length``; ICL and RAG draw their shots from the same N records)."""
@@ -38,7 +39,8 @@ class DataConfig(_Section):
 
 class MethodConfig(_Section):
     name: str = "lora"
-    """Adaptation method: a training method (see ``peftlab.methods``) or a prompting baseline."""
+    """Adaptation method: a training method or a prompting baseline (see ``peftlab.methods``). The other
+    fields are options of particular methods; setting one that the method does not read is an error."""
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
@@ -87,7 +89,8 @@ class GenerationConfig(_Section):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(128, ge=1)
     batch_size: int = Field(8, ge=1)
-    stop: list[str] = Field(default_factory=lambda: ["\n### Instruction", "\n### Response", "\n\n\n"])
+    stop: list[str] | None = None
+    """Stop strings; ``None`` takes the task's own (its prompt format's markers), ``[]`` none at all."""
     seed: int = 42
 
 

@@ -27,7 +27,7 @@ import torch
 
 from peftlab.config import load_config
 from peftlab.errors import UserError
-from peftlab.methods import get_method
+from peftlab.methods import get_training_method
 from peftlab.models import load_model, load_tokenizer
 from peftlab.runs import RunDir
 
@@ -70,7 +70,7 @@ def merged_model(config, adapter: Path, dequantized: bool = False):
         UserError: the method learns virtual tokens (prompt/prefix tuning), which cannot be merged, or
             ``dequantized`` was asked for a method that does not quantise.
     """
-    method = get_method(config.method)
+    method = get_training_method(config.method)
     if dequantized and method.quantization_config() is None:
         raise UserError(f"--dequantized applies to the QLoRA methods only; '{method.name}' is not quantised")
     if method.replaces_base_model:
@@ -105,7 +105,7 @@ def export_run(run_dir: Path, output_dir: Path, merge: bool = True, dequantized:
     _check_output_dir(run_dir, output_dir)
     if dequantized and not merge:
         raise UserError("--dequantized only applies when merging; drop --adapter-only")
-    method = get_method(config.method)
+    method = get_training_method(config.method)
     tokenizer = load_tokenizer(config.model.name)
 
     if merge:

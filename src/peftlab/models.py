@@ -16,14 +16,13 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from platformdirs import user_cache_dir
 
+from peftlab.cache import cache_dir
 from peftlab.bundled import BundledModel, Chunk, build_cache_entry, ensure_converted, split_into_packages
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
 
@@ -57,11 +56,6 @@ BUNDLED_MODELS: dict[str, BundledModel] = {
 
 
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
-
-
-def cache_dir() -> Path:
-    """Where converted models live (``PEFTLAB_CACHE`` overrides the platform's user cache dir)."""
-    return Path(os.environ.get("PEFTLAB_CACHE") or user_cache_dir("peftlab"))
 
 
 def convert_gguf(gguf: Path, out_dir: Path, retie_embeddings: bool = False) -> None:

@@ -15,16 +15,16 @@ from peftlab.config import Config
 from peftlab.data.records import read_jsonl, write_jsonl
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
 from peftlab.generate import generate_candidates
-from peftlab.methods import get_method
+from peftlab.methods import get_method, get_training_method
 from peftlab.models import load_model, load_model_config, load_tokenizer
-from peftlab.prompting import PROMPTING_METHODS, build_prompts, prompt_token_budget
+from peftlab.prompting import prompt_token_budget
 from peftlab.runs import RunDir
 from peftlab.tasks import get_task
 from peftlab.train import train
 
 
 def trains(config: Config) -> bool:
-    return config.method.name not in PROMPTING_METHODS
+    return get_method(config.method).trains
 
 
 def load_for_generation(config: Config, run_dir: Path):
@@ -36,7 +36,7 @@ def load_for_generation(config: Config, run_dir: Path):
     """
     if not trains(config):
         return load_model(config.model.name)
-    method = get_method(config.method)
+    method = get_training_method(config.method)
     adapter = RunDir(run_dir).adapter
     if not adapter.is_dir():
         raise UserError(f"no trained adapter in {adapter}; run `peftlab train` with the same output_dir first")
@@ -111,22 +111,15 @@ def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
 
 
 def _prompts(config: Config, task, problems: list[dict], tokenizer) -> tuple[list[str], dict | None]:
-    """The task's prompts; for ICL and RAG with demonstrations from the training split prepended."""
-    if config.method.name not in ("icl", "rag"):
+    """The task's prompts; a prompting baseline builds its own (ICL and RAG prepend demonstrations)."""
+    method = get_method(config.method)
+    if method.trains:
         return [task.prompt(problem) for problem in problems], None
-    return build_prompts(
-        config.method.name,
-        problems,
-        task.load("train"),
-        shots=config.method.shots,
-        seed=config.train.seed,
-        format_prompt=task.prompt,
-        format_demo=lambda example: task.prompt(example) + task.response(example).rstrip("\n") + "\n\n",
-        tokenizer=tokenizer,
-        max_prompt_tokens=prompt_token_budget(load_model_config(config.model.name), config.generation.max_new_tokens),
-        retriever=config.method.retriever,
-        embedding_model=config.method.embedding_model,
-    )
+
+    def budget():
+        return prompt_token_budget(load_model_config(config.model.name), config.generation.max_new_tokens)
+
+    return method.prompts(task, problems, tokenizer, budget, seed=config.train.seed)
 
 
 def evaluate(config: Config, run_dir: Path, predictions: Path | None = None, partial: bool = False) -> dict:

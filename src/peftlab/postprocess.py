@@ -45,3 +45,23 @@ def extract_code(completion: str, stops: list[str]) -> str:
     """Stop strings, then markdown fences, then trailing prose; trailing whitespace removed."""
     text = strip_fences(cut_at_stop(completion, stops))
     return trim_after_function(text).rstrip()
+
+
+def _strip_continuation_fences(text: str) -> str:
+    lines = text.split("\n")
+    fences = [i for i, line in enumerate(lines) if line.lstrip().startswith("```")]
+    if not fences:
+        return text
+    first = fences[0]
+    before = [line for line in lines[:first] if line.strip()]
+    if lines[first].strip() == "```" and before and before[0][:1] in (" ", "\t"):
+        return "\n".join(lines[:first])  # the model continued the body, then closed a fence
+    end = fences[1] if len(fences) > 1 else len(lines)
+    return "\n".join(lines[first + 1:end]) + "\n"
+
+
+def continuation(text: str, stops: list[str]) -> str:
+    """A completion that continues a prompt's function (HumanEval, MBPP): the fenced code if the model
+    wrote a fence (but a body continued and then closed with a fence is kept as the body), cut at the
+    first stop string."""
+    return cut_at_stop(_strip_continuation_fences(text), stops)

@@ -20,8 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from peftlab.config import Config, load_config
 from peftlab.errors import UserError
-from peftlab.methods import TRAINING_METHODS, get_method
-from peftlab.prompting import PROMPTING_METHODS
+from peftlab.methods import METHODS, get_method
 
 PRESETS = {"default": "study-default.yaml", "full": "study-full.yaml"}
 
@@ -139,22 +138,21 @@ def _cell(spec: StudySpec, model: str, task: str, seed: int, method: MethodEntry
     where = f"method '{method.name}'" + "".join(f", sweep {k}={v}" for k, v in sweep.items())
     try:
         config = load_config(None, overrides)
-        if method.name not in PROMPTING_METHODS:
-            get_method(config.method)
+        get_method(config.method)
     except UserError as error:
         raise UserError(f"study cell {where}: {error}") from None
     labels = {"model": model, "task": task, "seed": seed, "method": method.name, "sweep": dict(sweep)}
     return Cell(config, labels)
 
 
-def expand(spec: StudySpec, default_data_dir: str | None = None) -> list[Cell]:
+def expand(spec: StudySpec, default_data_root: str | None = None) -> list[Cell]:
     """All cells of the study, deduplicated by config hash, with ``output_dir`` set to the cell directory.
 
     Raises:
         UserError: unknown method, unknown or ill-typed key (in ``base``, a method's overrides or a sweep),
             a sweep naming a method the study lacks, or an empty matrix.
     """
-    known = set(TRAINING_METHODS) | set(PROMPTING_METHODS)
+    known = set(METHODS)
     for method in spec.methods:
         if method.name not in known:
             raise UserError(f"unknown method '{method.name}' in study; known: {', '.join(sorted(known))}")
@@ -164,7 +162,7 @@ def expand(spec: StudySpec, default_data_dir: str | None = None) -> list[Cell]:
         if missing:
             raise UserError(f"sweep over '{sweep.key}' names methods not in the study: {', '.join(sorted(missing))}")
     base_keys = {item.split("=", 1)[0] for item in _flatten(spec.base)}
-    data_dir = None if "data.dir" in base_keys else default_data_dir
+    data_root = None if "data.dir" in base_keys else default_data_root
     cells: dict[str, Cell] = {}
     for model in spec.models:
         for task in spec.tasks:
@@ -177,6 +175,7 @@ def expand(spec: StudySpec, default_data_dir: str | None = None) -> list[Cell]:
                         for value in sweep.values
                     ]
                     for variant in variants:
+                        data_dir = f"{data_root}/{task}" if data_root else None  # shared by the task's cells
                         cell = _cell(spec, model, task, seed, method, variant, data_dir)
                         cells.setdefault(cell.key, cell)
     if not cells:

@@ -7,44 +7,58 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from peftlab.methods import METHODS
+from peftlab.metrics.specs import describe
 from peftlab.runs import directory_lock, ensure_writable_dir, read_metrics
 from peftlab.study import Cell, expand, load_study
 from peftlab.study_runner import cell_state, run_study
 
-DEFAULT_DATA = "data/codegen"
+def _prepare_task_data(cells: list[Cell], console: Console) -> None:
+    """Build each task's default dataset once, in the directory its cells share (``<study>/data/<task>``)."""
+    from peftlab.tasks import get_task
+
+    prepared = set()
+    for cell in cells:
+        key = (cell.config.task, cell.config.data.dir)
+        if key in prepared or cell.config.data.dir is None:
+            continue
+        prepared.add(key)
+        card = get_task(cell.config.task, cell.config).prepare_data(Path(cell.config.data.dir))
+        if card is not None:
+            console.print(f"built the {cell.config.task} dataset in {cell.config.data.dir} (shared by its cells): "
+                          f"{card.get('counts')}")
 
 
-def _ensure_default_data(data_dir: Path, console: Console) -> None:
-    """Mine the default stdlib dataset once; every cell of the study shares it."""
-    from peftlab.data.build import build_codegen_dataset
-
-    if not (data_dir / "card.json").is_file():
-        console.rule("mine the stdlib code-generation dataset (shared by all cells)")
-        card = build_codegen_dataset(data_dir, None, seed=0, tokenizer_name=None)
-        console.print(f"counts: {card['counts']}")
+def _metric_columns(all_metrics: list[dict]) -> list[tuple[str, str]]:
+    """(key, title) of every declared metric a finished cell reports, in the declarations' column order;
+    cells from before metric declarations fall back to the built-in ones."""
+    declared: dict[str, dict] = {}
+    for metrics in all_metrics:
+        declared.update(metrics.get("metric_specs") or describe(metrics))
+    shown = [spec for key, spec in declared.items() if any(key in metrics for metrics in all_metrics)]
+    return [(spec["key"], spec["title"]) for spec in sorted(shown, key=lambda spec: tuple(spec["column"]))]
 
 
 def results_table(cells: list[Cell]) -> Table:
-    """One row per cell: effectiveness, cost and wall time."""
+    """One row per cell: effectiveness (the metrics the cells declare), cost and wall time."""
     table = Table(title="peftlab study")
-    columns = ("model", "method", "sweep", "EM@1", "EM@k", "CodeBLEU", "pass@1", "trainable params", "peak MB",
+    all_metrics = [read_metrics(Path(cell.config.output_dir)) for cell in cells]
+    metric_columns = _metric_columns(all_metrics)
+    columns = ("model", "method", "sweep", *(title for _, title in metric_columns), "trainable params", "peak MB",
                "train s", "cell s", "status")
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "method", "sweep", "status") else "right")
-    for cell in cells:
-        cell_dir = Path(cell.config.output_dir)
-        metrics = read_metrics(cell_dir)
-        state = cell_state(cell_dir)
-        k = metrics.get("k", 1)
+    for cell, metrics in zip(cells, all_metrics, strict=True):
+        state = cell_state(Path(cell.config.output_dir))
 
         def number(key, fmt="{:.3f}"):
-            return fmt.format(metrics[key]) if metrics.get(key) is not None else "-"
+            return fmt.format(metrics[key]) if isinstance(metrics.get(key), (int, float)) else "-"
 
         table.add_row(
             cell.labels["model"], cell.labels["method"],
             " ".join(f"{key}={value}" for key, value in cell.labels["sweep"].items()) or "-",
-            number("em@1"), number(f"em@{k}"), number("codebleu"), number("pass@1"),
-            number("trainable_params", "{:,}") if cell.labels["method"] not in ("zero-shot", "icl", "rag") else "0",
+            *(number(key) for key, _ in metric_columns),
+            number("trainable_params", "{:,}") if METHODS[cell.labels["method"]].trains else "0",
             number("peak_memory_mb", "{:.0f}"), number("train_time_s", "{:.0f}"),
             f"{state['wall_time_s']:.0f}" if "wall_time_s" in state else "-", state.get("status", "left"),
         )
@@ -63,16 +77,14 @@ def run_study_command(study_file: Path | None, preset: str, output_dir: str | No
     spec = load_study(study_file, None if study_file else preset)
     if output_dir:
         spec.output_dir = output_dir
-    data_dir = Path(spec.output_dir) / DEFAULT_DATA
-    cells = expand(spec, default_data_dir=str(data_dir))
+    cells = expand(spec, default_data_root=str(Path(spec.output_dir) / "data"))
     study_dir = ensure_writable_dir(Path(spec.output_dir), "study output directory")
     with directory_lock(study_dir, "study directory"):
-        return _run_locked(spec, cells, data_dir, retry_failed, report, console)
+        return _run_locked(spec, cells, retry_failed, report, console)
 
 
-def _run_locked(spec, cells: list[Cell], data_dir: Path, retry_failed: bool, report: bool, console: Console) -> int:
-    if any(cell.config.data.dir == str(data_dir) for cell in cells):
-        _ensure_default_data(data_dir, console)
+def _run_locked(spec, cells: list[Cell], retry_failed: bool, report: bool, console: Console) -> int:
+    _prepare_task_data(cells, console)
     counts = run_study(spec, cells, retry_failed, console)
     console.print(results_table(cells))
     if report and counts["done"]:

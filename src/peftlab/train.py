@@ -21,9 +21,9 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from peftlab.checkpoints import MarkCompleteCheckpoints, atomic_directory, newest_complete_checkpoint
 from peftlab.config import Config
-from peftlab.data.template import CompletionCollator, tokenize_example
+from peftlab.data.examples import CompletionCollator, tokenize_example
 from peftlab.errors import TrainingInterrupted, UserError
-from peftlab.methods import count_parameters, get_method
+from peftlab.methods import count_parameters, get_training_method
 from peftlab.models import load_model, load_tokenizer
 from peftlab.runs import RunDir
 from peftlab.tasks import get_task
@@ -108,7 +108,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
     """
     run = RunDir(run_dir)
     task = get_task(config.task, config)
-    method = get_method(config.method)
+    method = get_training_method(config.method)
     if not task.trainable:
         raise UserError(f"task '{task.name}' has no training split")
 

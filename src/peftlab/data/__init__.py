@@ -1,1 +1,1 @@
-"""Datasets: mining, JSONL records, the instruction template and loss masking."""
+"""Datasets: mining source trees, JSONL records, prompt/completion examples with loss masking."""

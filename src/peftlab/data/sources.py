@@ -9,7 +9,7 @@ Specs::
                         into the cache; an unpinned NAME is refused (the data must be reproducible)
     PATH                any existing local directory (``./stdlib`` for a directory of that name)
 
-Cache layout, under ``peftlab.models.cache_dir() / "sources"``::
+Cache layout, under ``peftlab.cache.cache_dir() / "sources"``::
 
     <name>-<version>.json            the spec's record: archive file name, size and sha256, licence,
                                      and the unpacked directory (relative); written last, atomically
@@ -90,7 +90,7 @@ def resolve_source(spec: str, cache_root: Path | None = None,
                    download: Callable[[str, Path], None] | None = None) -> ResolvedSource:
     """Resolve ``spec`` (see the module docstring) to a local directory, fetching an sdist if needed.
 
-    ``cache_root`` defaults to ``peftlab.models.cache_dir()``; ``download(requirement, dest_dir)`` must
+    ``cache_root`` defaults to ``peftlab.cache.cache_dir()``; ``download(requirement, dest_dir)`` must
     leave exactly one archive in ``dest_dir`` (default: :func:`pip_download`).
 
     Raises:
@@ -183,7 +183,7 @@ def _resolve_sdist(name: str, version: str, cache_root: Path | None,
                    download: Callable[[str, Path], None] | None) -> ResolvedSource:
     spec = f"{name}=={version}"
     if cache_root is None:
-        from peftlab.models import cache_dir
+        from peftlab.cache import cache_dir
 
         cache_root = cache_dir()
     sources = Path(cache_root) / "sources"

@@ -1,9 +1,11 @@
-"""The interface every adaptation method implements.
+"""The interface every method implements.
 
-A method decides three things: how the base model is loaded (``quantization_config``: QLoRA loads it in
-4 or 8 bits), how it is wrapped for training (``apply``), and what it should train with by default
-(``default_learning_rate``). Saving and loading of trained weights goes through ``save``/``load``, which
-default to PEFT's adapter format.
+A training method (:class:`AdaptationMethod`) decides three things: how the base model is loaded
+(``quantization_config``: QLoRA loads it in 4 or 8 bits), how it is wrapped for training (``apply``), and
+what it should train with by default (``default_learning_rate``). Saving and loading of trained weights
+goes through ``save``/``load``, which default to PEFT's adapter format. A prompting baseline
+(:class:`PromptingBaseline`) trains nothing and builds prompts instead. Both declare the ``method.*``
+options they read.
 """
 
 from __future__ import annotations
@@ -15,23 +17,36 @@ from typing import ClassVar
 from peftlab.config import MethodConfig
 
 
-class AdaptationMethod(ABC):
+class Method(ABC):
+    """What every way of adapting a model declares: its name, whether it trains, and which ``method.*``
+    options it reads (any other option set away from its default is a one-line error)."""
+
     name: ClassVar[str]
-    default_learning_rate: ClassVar[float]
-    replaces_base_model: ClassVar[bool] = False
-    """True when :meth:`save` writes a whole model, so :meth:`load` needs no base model (full fine-tuning)."""
+    trains: ClassVar[bool]
+    options: ClassVar[tuple[str, ...]] = ()
+    """The ``MethodConfig`` fields this method reads."""
     source: ClassVar[str] = ""
     """Where the default hyper-parameters come from (shown in docs/methods.md)."""
 
     def __init__(self, config: MethodConfig):
         self.config = config
 
+    def validate(self) -> None:
+        """Raise :class:`~peftlab.errors.UserError` for option values this method cannot honour."""
+
+
+class AdaptationMethod(Method):
+    """A method that trains: it loads the base model (``quantization_config``), wraps it for training
+    (``apply``) and saves/loads what it trained."""
+
+    trains = True
+    default_learning_rate: ClassVar[float]
+    replaces_base_model: ClassVar[bool] = False
+    """True when :meth:`save` writes a whole model, so :meth:`load` needs no base model (full fine-tuning)."""
+
     def quantization_config(self):
         """A ``transformers`` quantization config for loading the base model, or ``None`` (full precision)."""
         return None
-
-    def validate(self) -> None:
-        """Raise :class:`~peftlab.errors.UserError` for options this method cannot honour."""
 
     @abstractmethod
     def apply(self, model):
@@ -45,6 +60,20 @@ class AdaptationMethod(ABC):
         from peft import PeftModel
 
         return PeftModel.from_pretrained(base_model, directory).eval()
+
+
+class PromptingBaseline(Method):
+    """A method that trains nothing: it only builds the prompts the base model continues."""
+
+    trains = False
+
+    @abstractmethod
+    def prompts(self, task, problems: list[dict], tokenizer, prompt_budget, seed: int) -> tuple[list[str], dict | None]:
+        """One prompt per problem, and statistics about demonstrations used (None when there are none).
+
+        ``prompt_budget()`` returns the most tokens a prompt may take (the model's context minus
+        ``generation.max_new_tokens``), or None when unknown; it is only called when needed.
+        """
 
 
 def count_parameters(model) -> dict[str, float]:

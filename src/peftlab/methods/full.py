@@ -4,22 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from peftlab.errors import UserError
 from peftlab.methods.base import AdaptationMethod
 
 
 class FullFineTuning(AdaptationMethod):
     name = "full"
     replaces_base_model = True
+    options = ()  # every weight trains: no target modules, no rank
     default_learning_rate = 5e-5
     source = "lr 5e-5 for full fine-tuning as in Weyssow et al. 2023 and Storhaug & Li 2024"
-
-    def validate(self) -> None:
-        """Raises:
-        UserError: ``method.target_modules`` is set (full fine-tuning trains every module).
-        """
-        if self.config.target_modules is not None:
-            raise UserError("method.target_modules does not apply to full fine-tuning, which trains every module")
 
     def apply(self, model):
         for parameter in model.parameters():

@@ -9,6 +9,7 @@ from peftlab.methods.targets import resolve_target_modules, uses_conv1d
 
 class IA3(AdaptationMethod):
     name = "ia3"
+    options = ("target_modules",)
     default_learning_rate = 3e-4
     source = "lr 3e-4 as for LoRA in Weyssow et al. 2023; targets k, v and the FF output as in Liu et al. 2022"
 

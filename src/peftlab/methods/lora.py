@@ -8,6 +8,7 @@ from peftlab.methods.targets import resolve_target_modules
 
 class LoRA(AdaptationMethod):
     name = "lora"
+    options = ("r", "alpha", "dropout", "target_modules")
     default_learning_rate = 3e-4
     source = "r=16, alpha=32, dropout=0.05, lr 3e-4 as in the PEFT-for-code studies (Weyssow et al. 2023)"
 

@@ -5,21 +5,14 @@ from a smaller embedding, which trains more stably but has many more parameters.
 
 from __future__ import annotations
 
-from peftlab.errors import UserError
 from peftlab.methods.base import AdaptationMethod
 
 
 class PrefixTuning(AdaptationMethod):
     name = "prefix-tuning"
+    options = ("num_virtual_tokens", "prefix_projection")
     default_learning_rate = 3e-2
     source = "20 virtual tokens, lr 3e-2 as in Weyssow et al. 2023; projection off by default (our choice)"
-
-    def validate(self) -> None:
-        """Raises:
-        UserError: ``target_modules`` is set (prefix tuning adapts no module).
-        """
-        if self.config.target_modules is not None:
-            raise UserError("method.target_modules does not apply to prefix-tuning, which adapts no module")
 
     def prefix_config(self, model):
         from peft import PrefixTuningConfig, TaskType

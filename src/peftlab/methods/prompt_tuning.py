@@ -10,17 +10,16 @@ from peftlab.methods.base import AdaptationMethod
 
 class PromptTuning(AdaptationMethod):
     name = "prompt-tuning"
+    options = ("num_virtual_tokens", "prompt_init", "prompt_init_text")
     default_learning_rate = 3e-3
     source = "20 virtual tokens, lr 3e-3 as in Weyssow et al. 2023 / Storhaug & Li 2024"
 
     def validate(self) -> None:
         """Raises:
-        UserError: text initialisation with an empty ``prompt_init_text``, or ``target_modules`` set.
+        UserError: text initialisation with an empty ``prompt_init_text``.
         """
         if self.config.prompt_init == "text" and not self.config.prompt_init_text.strip():
             raise UserError("method.prompt_init=text needs a non-empty method.prompt_init_text")
-        if self.config.target_modules is not None:
-            raise UserError("method.target_modules does not apply to prompt-tuning, which adapts no module")
 
     def prompt_config(self, model):
         """PEFT config. Text initialisation tokenizes with the model's own tokenizer (its directory).

@@ -66,15 +66,13 @@ class _QLoRA(LoRA):
 
     def validate(self) -> None:
         """Raises:
-        UserError: ``compute_dtype`` other than float32 for 8-bit (bitsandbytes computes 8-bit layers in
-            the input's dtype), or bitsandbytes is not installed.
+        UserError: bitsandbytes is not installed. (``compute_dtype`` is an option of 4-bit only:
+            bitsandbytes computes 8-bit layers in the input's dtype.)
         """
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
             raise UserError(f"{self.name} needs bitsandbytes; run: pip install bitsandbytes") from None
-        if self.bits == 8 and self.config.compute_dtype != "float32":
-            raise UserError("method.compute_dtype applies to qlora-4bit only; qlora-8bit computes in float32")
         import torch
 
         if self.config.compute_dtype != "float32" and not torch.cuda.is_available():
@@ -107,6 +105,7 @@ class _QLoRA(LoRA):
 class QLoRA4bit(_QLoRA):
     name = "qlora-4bit"
     bits = 4
+    options = (*LoRA.options, "compute_dtype")
     source = "NF4 + double quantisation (Dettmers et al. 2023); LoRA r/alpha and lr 3e-4 as for LoRA (Weyssow et al.)"
 
 

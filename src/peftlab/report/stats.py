@@ -22,6 +22,7 @@ from math import comb
 import numpy as np
 
 from peftlab.metrics.codebleu_stats import corpus_scores, item_scores
+from peftlab.metrics.specs import describe
 from peftlab.report.corpus import (
     COMPONENTS, CORPUS_METRICS, Disagreement, corpus_ci, corpus_paired_test, corpus_value, library_value,
     disagreements, run_matrix,
@@ -133,33 +134,29 @@ def holm(pvalues: list[float]) -> list[float]:
 
 # --- Per-row statistics of a report group --------------------------------------------------------------
 
-METRIC_FAMILIES = {"em": 0, "codebleu": 1, "pass": 2}
-"""The main metrics shown in the tables, in column order: EM@k, CodeBLEU (corpus, then item mean), pass@k."""
 ITEM_MEAN = "codebleu_item"
 """The secondary CodeBLEU column: per-item CodeBLEU averaged. Descriptive only: it gets no paired test."""
-TITLES = {
-    "codebleu": "CodeBLEU (corpus)", ITEM_MEAN: "CodeBLEU (item mean)", "codebleu_ngram": "CodeBLEU n-gram",
-    "codebleu_weighted_ngram": "CodeBLEU weighted n-gram", "codebleu_syntax": "CodeBLEU syntax",
-    "codebleu_dataflow": "CodeBLEU data flow",
+COMPONENT_TITLES = {
+    "codebleu_ngram": "CodeBLEU n-gram", "codebleu_weighted_ngram": "CodeBLEU weighted n-gram",
+    "codebleu_syntax": "CodeBLEU syntax", "codebleu_dataflow": "CodeBLEU data flow",
 }
 
 
-def metric_order(key: str) -> tuple[int, int] | None:
-    """Column sort key of a main metric (``em@K``, ``codebleu``, ``codebleu_item``, ``pass@K``), ``None``
-    for other keys."""
-    if key in ("codebleu", ITEM_MEAN):
-        return (METRIC_FAMILIES["codebleu"], int(key == ITEM_MEAN))
-    family, _, k = key.partition("@")
-    if family in ("em", "pass") and k.isdigit():
-        return (METRIC_FAMILIES[family], int(k))
-    return None
+def declared_specs(runs) -> dict[str, dict]:
+    """The metric declarations the runs wrote (``metrics.json["metric_specs"]``); for runs from before
+    declarations, the built-in ones of the keys they report."""
+    specs: dict[str, dict] = {}
+    for run in runs:
+        specs.update(run.metrics.get("metric_specs") or {})
+    if not specs:
+        keys = {key for run in runs for item in run.items for key in item["scores"]}
+        specs = describe(keys | {key for run in runs for key in run.metrics})
+    return specs
 
 
-def metric_title(key: str) -> str:
-    if key in TITLES:
-        return TITLES[key]
-    family, _, k = key.partition("@")
-    return f"EM@{k}" if family == "em" else f"{family}@{k}"
+def metric_title(key: str, specs: dict | None = None) -> str:
+    declared = (specs or {}).get(key) or describe([key]).get(key)
+    return declared["title"] if declared else COMPONENT_TITLES.get(key, key)
 
 
 @dataclass
@@ -187,6 +184,8 @@ class RowStats:
     codebleu 0.7.0 counts as a perfect data-flow match."""
     fallback: bool = False
     """No CodeBLEU statistics and nothing to recompute them from: no corpus column, stored item mean only."""
+    specs: dict = field(default_factory=dict)
+    """The metric declarations of the row's runs (:func:`declared_specs`)."""
 
 
 @dataclass
@@ -211,6 +210,8 @@ class GroupStats:
     metrics: list[str]
     comparisons: list[Comparison]
     disagreements: list[Disagreement] = field(default_factory=list)
+    specs: dict = field(default_factory=dict)
+    """Metric declarations of all rows: titles and column order."""
 
 
 def _item_id(item: dict, index: int) -> str:
@@ -279,13 +280,15 @@ def row_stats(row) -> RowStats:
         else:
             if ids:
                 scores[key] = np.mean(columns, axis=0)
-    stats = RowStats(row, ids, scores, {}, [], set())
+    specs = declared_specs(row.runs)
+    stats = RowStats(row, ids, scores, {}, [], set(), specs=specs)
     reports_codebleu = "codebleu" in keys or any("codebleu" in run.metrics for run in row.runs)
     _codebleu(stats, per_run, reports_codebleu)
-    stats.estimates = {key: bootstrap_ci(values) for key, values in scores.items() if metric_order(key)}
-    stats.estimates.update({key: corpus_ci(matrix) for key, matrix in stats.corpus.items()})
+    shown = {key for key, declared in specs.items() if declared["bootstrap"]}
+    stats.estimates = {key: bootstrap_ci(values) for key, values in scores.items() if key in shown}
+    stats.estimates.update({key: corpus_ci(matrix) for key, matrix in stats.corpus.items() if key in shown})
     for key, values in scores.items():
-        if metric_order(key) and key != ITEM_MEAN and isinstance(row.metric(key), (int, float)):
+        if key in shown and specs[key]["aggregation"] == "mean" and isinstance(row.metric(key), (int, float)):
             stats.corpus_values[key], stats.item_means[key] = float(row.metric(key)), float(values.mean())
     if "em@1" in scores:
         depth = max(len(items[item_id].get("candidates") or []) for items in per_run for item_id in ids)
@@ -298,7 +301,8 @@ def group_stats(group) -> GroupStats:
     """Row statistics, best rows per model and metric, paired tests against the best, and item-mean vs
     corpus ranking disagreements, for a group."""
     rows = [row_stats(row) for row in group.rows]
-    metrics = sorted({key for stats in rows for key in stats.estimates}, key=metric_order)
+    specs = {key: declared for stats in rows for key, declared in stats.specs.items()}
+    metrics = sorted({key for stats in rows for key in stats.estimates}, key=lambda key: tuple(specs[key]["column"]))
     comparisons: list[Comparison] = []
     for model in sorted({stats.row.model for stats in rows}):
         members = [stats for stats in rows if stats.row.model == model]
@@ -310,11 +314,11 @@ def group_stats(group) -> GroupStats:
             for stats in scored:
                 if stats.estimates[metric].value >= top - 1e-12:
                     stats.best.add(metric)
-            if metric == ITEM_MEAN:
+            if not specs[metric]["paired_test"]:
                 continue
             reference = next(stats for stats in scored if metric in stats.best)
             comparisons.extend(_compare(model, metric, reference, [s for s in scored if s is not reference]))
-    return GroupStats(group, rows, metrics, comparisons, disagreements(rows))
+    return GroupStats(group, rows, metrics, comparisons, disagreements(rows), specs)
 
 
 def _compare(model: str, metric: str, reference: RowStats, others: list[RowStats]) -> list[Comparison]:

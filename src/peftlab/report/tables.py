@@ -63,7 +63,7 @@ def result_cells(stats: GroupStats) -> tuple[list[str], list[list[tuple[str, boo
     """Header and rows of a group's results table: each cell is (text, is_best)."""
     sweep, seeds = _shown_columns(stats)
     header = ["Model", "Method"] + (["Sweep"] if sweep else []) + (["Seeds"] if seeds else [])
-    header += ["Trainable params"] + [metric_title(metric) for metric in stats.metrics]
+    header += ["Trainable params"] + [metric_title(metric, stats.specs) for metric in stats.metrics]
     rows = []
     for row_stats in stats.rows:
         row = row_stats.row
@@ -91,7 +91,7 @@ def significance_cells(groups: list[GroupStats]) -> tuple[list[str], list[list[s
     for stats in groups:
         for c in stats.comparisons:
             rows.append([
-                stats.group.title, c.model, metric_title(c.metric), c.method, c.best, f"{c.difference:+.3f}",
+                stats.group.title, c.model, metric_title(c.metric, stats.specs), c.method, c.best, f"{c.difference:+.3f}",
                 str(c.n), _p_text(c.p), _p_text(c.p_holm), c.test,
             ])
     return header, rows
@@ -217,7 +217,7 @@ def disagreement_cells(groups: list[GroupStats]) -> tuple[list[str], list[list[s
     """Header and rows of the item-mean vs corpus table: per pair, the corpus's higher row first."""
     header = ["Task", "Model", "Metric", "Corpus ranks higher", "Corpus ranks lower", "Corpus", "Item mean"]
     rows = [
-        [stats.group.title, d.model, metric_title(d.metric), d.higher, d.lower, _ranking(d.corpus),
+        [stats.group.title, d.model, metric_title(d.metric, stats.specs), d.higher, d.lower, _ranking(d.corpus),
          _ranking(d.item_mean)]
         for stats in groups for d in stats.disagreements
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from peftlab.config import Config
@@ -21,6 +22,13 @@ class Evaluation:
 
 
 class Task(ABC):
+    """A task names everything that is its own: where its problems come from (and how its dataset is
+    built), its prompt format and stop strings, post-processing, and the metrics it reports.
+
+    Add one as a folder ``tasks/<name>/`` plus an entry in ``tasks.TASKS``, or outside peftlab as any
+    importable module holding a ``Task`` subclass (``task: mypackage.mytask``); see docs/design.md.
+    """
+
     name: ClassVar[str]
     trainable: ClassVar[bool] = True
     """Whether the task has a training split (HumanEval, for instance, is evaluation-only)."""
@@ -28,6 +36,8 @@ class Task(ABC):
     """Keys every row of a predictions file must have for :meth:`evaluate`."""
     extra_outputs: ClassVar[tuple[str, ...]] = ()
     """Files :meth:`evaluate` writes besides ``scored.jsonl`` (the keys of ``Evaluation.files``)."""
+    default_stop: ClassVar[tuple[str, ...]] = ()
+    """Stop strings of the task's prompt format; ``generation.stop`` replaces them when set."""
 
     def __init__(self, config: Config):
         self.config = config
@@ -44,10 +54,25 @@ class Task(ABC):
         """The training target for ``problem``."""
         return problem["reference"]
 
+    def demonstration(self, example: dict) -> str:
+        """One in-context demonstration (ICL, RAG): the prompt, the response, then a blank line. Trailing
+        newlines of the response are stripped so every demonstration ends in exactly one blank line."""
+        return self.prompt(example) + self.response(example).rstrip("\n") + "\n\n"
+
+    def retrieval_text(self, problem: dict) -> str:
+        """What RAG compares between a test problem and the training examples."""
+        return problem["instruction"]
+
     @property
     def stop(self) -> list[str]:
-        """Stop strings for generation (default: ``generation.stop`` from the config)."""
-        return list(self.config.generation.stop)
+        """Stop strings for generation: ``generation.stop`` if set, else the task's own."""
+        configured = self.config.generation.stop
+        return list(self.default_stop if configured is None else configured)
+
+    def prepare_data(self, directory: Path) -> dict | None:
+        """Build the task's default dataset in ``directory`` if it has to be built (a study calls this once
+        for all its cells); return its card, or None for a task whose problems ship with a package."""
+        return None
 
     @abstractmethod
     def postprocess(self, completion: str) -> str:
@@ -57,7 +82,8 @@ class Task(ABC):
     def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
         """Score prediction rows (``{id, candidates, ...}`` as ``generate`` writes them) against the test
         split; references always come from the dataset. Ids must match the test split (see
-        :func:`match_test_ids`); with ``partial``, missing ids are allowed and reported in the metrics."""
+        :func:`match_test_ids`); with ``partial``, missing ids are allowed and reported in the metrics.
+        The metrics include ``metric_specs`` (see :mod:`peftlab.metrics.specs`)."""
 
 
 def check_candidate_rows(rows: list[dict]) -> None:

@@ -1,5 +1,44 @@
 """MBPP (Austin et al., 2021) in MultiPL-E's "reworded" Python form, scored by execution like HumanEval.
 
 The data layer is :mod:`peftlab.tasks.mbpp.data`; provenance, licences and test adaptation are in
-docs/datasets.md (section "MBPP") and the NOTICE file next to the data.
+docs/datasets.md (section "MBPP") and the NOTICE file next to the data. Evaluation only: MultiPL-E's
+licence forbids using its contents as training data, so the task has no training split (and ICL/RAG,
+which draw demonstrations from one, cannot run on it). MultiPL-E ships no reference solutions, so MBPP
+reports pass@k and tests passed, not EM or CodeBLEU.
 """
+
+from __future__ import annotations
+
+from peftlab.errors import UserError
+from peftlab.execution.scoring import ExecutionProblem
+from peftlab.postprocess import continuation
+from peftlab.tasks.executed import ExecutedTask
+from peftlab.tasks.mbpp.data import load_problems
+
+STOP_STRINGS = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#")
+"""MultiPL-E's Python stop tokens (``\\ndef``, ``\\n#``, ``\\nif``, ``\\nclass``) plus ``\\nprint(``, as for
+HumanEval; with a trailing space so a top-level ``define_x = ...`` does not stop a completion."""
+
+
+class MBPP(ExecutedTask):
+    name = "mbpp"
+    title = "MBPP"
+    default_stop = STOP_STRINGS
+
+    def load(self, split: str) -> list[dict]:
+        if split != "test":
+            raise UserError(f"MBPP is evaluation-only (its licence forbids training on it): no '{split}' split")
+        problems = [{"id": p["task_id"], "instruction": p["prompt"], "reference": None}
+                    for p in load_problems().values()]
+        size = self.config.data.test_size
+        return problems[:size] if size else problems
+
+    def prompt(self, problem: dict) -> str:
+        return problem["instruction"]
+
+    def postprocess(self, completion: str) -> str:
+        return continuation(completion, self.stop)
+
+    def execution_problems(self) -> dict[str, ExecutionProblem]:
+        return {task_id: ExecutionProblem(p["prompt"], p["entry_point"], p["test"])
+                for task_id, p in load_problems().items()}

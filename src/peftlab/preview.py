@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.text import Text
 
 from peftlab.config import Config
-from peftlab.data.template import IGNORE_INDEX, tokenize_example
+from peftlab.data.examples import IGNORE_INDEX, tokenize_example
 from peftlab.models import load_tokenizer
 from peftlab.tasks import get_task
 

@@ -1,4 +1,4 @@
-"""``peftlab data mine-codegen``: mine, measure token lengths, and write the splits and a dataset card."""
+"""How the code-generation dataset is built (``peftlab data mine-codegen``): mine, measure token lengths, and write the splits and a dataset card."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from peftlab.data.mine import MiningOptions, mine
 from peftlab.data.records import write_json, write_jsonl
-from peftlab.data.template import format_prompt
+from peftlab.tasks.codegen.prompt import format_prompt
 
 
 def token_length_stats(lengths: list[int]) -> dict[str, float]:
@@ -24,17 +24,17 @@ def token_length_stats(lengths: list[int]) -> dict[str, float]:
     }
 
 
-def build_codegen_dataset(out: Path, source: Path | None, seed: int = 0, tokenizer_name: str | None = None) -> dict:
+def build_codegen_dataset(out: Path, source: Path | None, seed: int = 0, tokenizer=None, tokenizer_name: str | None = None) -> dict:
     """Mine ``source`` into ``out/{train,validation,test}.jsonl`` plus ``out/card.json``; return the card.
 
+    With a ``tokenizer`` (named ``tokenizer_name`` in the card), the card holds per-split token-length
+    statistics of prompts and references, to help choose ``model.max_length``.
+
     Raises:
-        UserError: see :func:`peftlab.data.mine.mine`, or the tokenizer cannot be loaded.
+        UserError: see :func:`peftlab.data.mine.mine`.
     """
     splits, card = mine(source, replace(MiningOptions(), seed=seed))
-    if tokenizer_name:
-        from peftlab.models import load_tokenizer
-
-        tokenizer = load_tokenizer(tokenizer_name)
+    if tokenizer is not None:
         card["tokenizer"] = tokenizer_name
         card["token_lengths"] = {
             name: {

@@ -1,21 +1,15 @@
-"""The instruction template and completion-only loss masking.
+"""Prompt/completion training examples with completion-only loss masking, and their collator.
 
 A training example is ``prompt + response + EOS``. The prompt's tokens are labelled ``-100`` so the loss
-is computed on the response (and EOS) only; padding is labelled ``-100`` by the collator.
+is computed on the response (and EOS) only; padding is labelled ``-100`` by the collator. How a prompt
+looks is the task's business (``tasks/<name>/``); this module only tokenizes and pads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 IGNORE_INDEX = -100
-INSTRUCTION_TEMPLATE = "### Instruction:\n{instruction}\n### Response:\n"
-
-
-def format_prompt(instruction: str) -> str:
-    return INSTRUCTION_TEMPLATE.format(instruction=instruction)
 
 
 def tokenize_example(tokenizer, prompt: str, response: str) -> dict[str, list[int]]:
@@ -42,7 +36,9 @@ class CompletionCollator:
 
     pad_token_id: int
 
-    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+    def __call__(self, features: list[dict]):
+        import torch  # here, not at import time: building datasets and tasks must not pay for torch
+
         longest = max(len(feature["input_ids"]) for feature in features)
         input_ids, labels, attention = [], [], []
         for feature in features:

@@ -1,15 +1,21 @@
-"""Code generation from an instruction (the mined dataset, or any JSONL in the same shape)."""
+"""Code generation from an instruction (the mined dataset, or any JSONL in the same shape).
+
+The task's folder holds all that is its own: the prompt format and stop strings (``prompt.py``), how its
+default dataset is mined from the standard library (``build.py``), and post-processing and metrics here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from peftlab.data.records import read_jsonl
-from peftlab.data.template import format_prompt
 from peftlab.errors import UserError
 from peftlab.metrics import match_scores
+from peftlab.metrics.specs import describe
 from peftlab.postprocess import extract_code
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
+from peftlab.tasks.codegen.build import build_codegen_dataset
+from peftlab.tasks.codegen.prompt import STOP_STRINGS, format_prompt
 
 SPLITS = ("train", "validation", "test")
 SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
@@ -17,6 +23,7 @@ SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "te
 
 class CodeGeneration(Task):
     name = "codegen"
+    default_stop = STOP_STRINGS
 
     def load(self, split: str) -> list[dict]:
         """Records of ``split`` from ``data.dir``, truncated to the configured size.
@@ -26,6 +33,8 @@ class CodeGeneration(Task):
         """
         if split not in SPLITS:
             raise UserError(f"unknown split '{split}'; known: {', '.join(SPLITS)}")
+        if self.config.data.dir is None:
+            raise UserError("the codegen task needs data.dir (build one with `peftlab data mine-codegen --out DIR`)")
         directory = Path(self.config.data.dir)
         path = directory / f"{split}.jsonl"
         if not path.is_file():
@@ -54,5 +63,11 @@ class CodeGeneration(Task):
         references = {problem["id"]: problem["reference"] for problem in self.load("test")}
         coverage = match_test_ids([row["id"] for row in predictions], list(references), partial=partial)
         metrics, scored = match_scores([{**row, "reference": references[row["id"]]} for row in predictions])
-        return Evaluation({**metrics, **coverage}, scored)
+        return Evaluation({**metrics, **coverage, "metric_specs": describe(metrics)}, scored)
+
+    def prepare_data(self, directory: Path) -> dict | None:
+        """Mine the default stdlib dataset into ``directory`` once (a study's cells share it)."""
+        if (directory / "card.json").is_file():
+            return None
+        return build_codegen_dataset(directory, None, seed=0)
 

@@ -1,0 +1,43 @@
+"""Prompting baselines as methods that do not train: zero-shot, in-context learning, retrieval-augmented
+prompting. The prompt building itself (shot sampling, retrieval, context budget) is
+:mod:`peftlab.prompting`; docs/prompting.md describes it."""
+
+from __future__ import annotations
+
+from peftlab.errors import UserError
+from peftlab.methods.base import PromptingBaseline
+from peftlab.prompting import build_prompts
+
+
+class ZeroShot(PromptingBaseline):
+    name = "zero-shot"
+    source = "the task's own prompt, no demonstrations"
+
+    def prompts(self, task, problems, tokenizer, prompt_budget, seed):
+        return [task.prompt(problem) for problem in problems], None
+
+
+class _WithShots(PromptingBaseline):
+    options = ("shots",)
+
+    def prompts(self, task, problems, tokenizer, prompt_budget, seed):
+        if not task.trainable:
+            raise UserError(f"{self.name} draws demonstrations from the training split, which task "
+                            f"'{task.name}' does not have")
+        return build_prompts(
+            self.name, problems, task.load("train"), shots=self.config.shots, seed=seed,
+            format_prompt=task.prompt, format_demo=task.demonstration, query=task.retrieval_text,
+            tokenizer=tokenizer, max_prompt_tokens=prompt_budget(), retriever=self.config.retriever,
+            embedding_model=self.config.embedding_model,
+        )
+
+
+class ICL(_WithShots):
+    name = "icl"
+    source = "3 demonstrations drawn at random per problem, seeded"
+
+
+class RAG(_WithShots):
+    name = "rag"
+    options = ("shots", "retriever", "embedding_model")
+    source = "the 3 most similar training examples by BM25 (or dense embeddings)"

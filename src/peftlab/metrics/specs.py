@@ -1,0 +1,67 @@
+"""Metric declarations: what each reported metric is, so report and study tables build their columns
+from the runs' own ``metrics.json`` instead of a list of names kept in the report.
+
+A :class:`MetricSpec` says how a metric is titled and ordered, whether higher is better, how per-item
+scores aggregate to the corpus value (``mean``, or ``corpus``: recomputed from per-item statistics, as
+CodeBLEU), and whether the report may bootstrap it per item and run paired tests on it. A task's evaluate
+writes ``metric_specs`` (:func:`describe` of the keys it reports) into ``metrics.json``.
+
+Add a metric family with one entry in :data:`FAMILIES` (and its scoring function in its own module).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    key: str
+    title: str
+    column: tuple[int, int]
+    """Table column order: (family position, k or sub-position)."""
+    higher_is_better: bool = True
+    aggregation: str = "mean"
+    """``mean``: the corpus value is the mean of per-item scores; ``corpus``: recomputed from per-item
+    sufficient statistics (CodeBLEU)."""
+    bootstrap: bool = True
+    """Per-item scores exist, so the report gives a bootstrap confidence interval."""
+    paired_test: bool = True
+    """The report runs paired tests between methods on it."""
+
+
+def _at_k(family: str, title: str, position: int):
+    def build(key: str) -> MetricSpec | None:
+        name, _, k = key.partition("@")
+        return MetricSpec(key, f"{title}@{k}", (position, int(k))) if name == family and k.isdigit() else None
+    return build
+
+
+def _exactly(key: str, **fields):
+    def build(candidate: str) -> MetricSpec | None:
+        return MetricSpec(key, **fields) if candidate == key else None
+    return build
+
+
+FAMILIES = (
+    _at_k("em", "EM", 0),
+    _exactly("codebleu", title="CodeBLEU (corpus)", column=(1, 0), aggregation="corpus"),
+    # The item mean of per-item CodeBLEU: descriptive only, it ranks short outputs too high (docs/metrics.md).
+    _exactly("codebleu_item", title="CodeBLEU (item mean)", column=(1, 1), paired_test=False),
+    _at_k("pass", "pass", 2),
+)
+
+
+def spec(key: str) -> MetricSpec | None:
+    """The built-in declaration of ``key``, or None for keys that are not table metrics (timings, counts)."""
+    return next((found for build in FAMILIES if (found := build(key)) is not None), None)
+
+
+def describe(keys) -> dict[str, dict]:
+    """``metric_specs`` for ``metrics.json``: the declaration of every table metric among ``keys``
+    (CodeBLEU brings its item-mean column along), in column order."""
+    keys = set(keys)
+    if "codebleu" in keys:
+        keys.add("codebleu_item")
+    found = [s for s in map(spec, keys) if s is not None]
+    return {s.key: asdict(s) for s in sorted(found, key=lambda s: s.column)}

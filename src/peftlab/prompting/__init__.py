@@ -1,0 +1,277 @@
+"""Prompts for the prompting baselines: in-context learning (ICL) and retrieval-augmented prompting (RAG).
+
+Nothing is trained; these only build the prompts the generate stage feeds the base model. The methods
+themselves are :mod:`peftlab.methods.baselines`; the prompt and demonstration formats are the task's.
+
+Public API::
+
+    PROMPT_STYLES = ("zero-shot", "icl", "rag")
+
+    build_prompts(
+        method: str,
+        problems: list[dict],
+        train: list[dict],
+        *,
+        format_prompt: Callable[[dict], str],      # the task's prompt (Task.prompt)
+        format_demo: Callable[[dict], str],        # one demonstration (Task.demonstration)
+        query: Callable[[dict], str] = instruction,  # what RAG compares (Task.retrieval_text)
+        shots: int = 3,
+        seed: int = 42,
+        tokenizer=None,
+        max_prompt_tokens: int | None = None,
+        retriever: str | Retriever = "bm25",
+        embedding_model: str | Path | None = None,
+    ) -> tuple[list[str], dict]
+
+    prompt_token_budget(context: int | object | None, max_new_tokens: int) -> int | None
+
+Retrievers are in :mod:`peftlab.prompting.retrieval`.
+
+Methods:
+
+- ``zero-shot``: the task's own prompt, ``format_prompt(problem)``; ``train`` and ``shots`` are ignored.
+- ``icl``: ``shots`` training examples drawn at random *per problem*, without replacement, from a generator
+  seeded by ``(seed, problem index)``. The same seed gives the same shots on every run and machine, and a
+  problem keeps its shots when ``data.test_size`` changes (its index does not move); a different seed gives
+  different shots.
+- ``rag``: the ``shots`` training examples whose ``query`` text (the instruction, by default) is most
+  similar to the problem's, by BM25 (``bm25s``; lower-cased word tokens, English stop words removed) or by
+  the cosine similarity of mean-pooled embeddings from a local sentence-embedding model directory
+  (``retriever="dense"``). Ties are broken by training order. Shots are retrieved even when nothing
+  overlaps (score 0).
+
+Prompt layout: demonstrations, then the test prompt. Each demonstration is ``format_demo(example)``.
+Shots are *ranked*, rank 1 being the shot placed nearest the test prompt: for RAG the most similar
+example (so the prompt reads from least to most similar), for ICL the first one drawn.
+``stats["retrieved_ids"]`` lists the shots used in rank order.
+
+Context overflow: with a ``tokenizer`` and ``max_prompt_tokens`` (see :func:`prompt_token_budget`: the
+model's context length minus ``generation.max_new_tokens``), shots are dropped from the far end (the
+lowest-ranked, i.e. least similar for RAG, first) until the whole prompt fits, counted exactly as the
+generate stage tokenizes it. One summary warning is logged for the run. A prompt that does not fit even
+with no shots is kept as it is and counted in ``stats["prompts_over_budget"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from peftlab.errors import UserError
+from peftlab.prompting.retrieval import Retriever, make_retriever
+
+log = logging.getLogger(__name__)
+
+PROMPT_STYLES = ("zero-shot", "icl", "rag")
+
+
+def instruction(problem: dict) -> str:
+    return problem["instruction"]
+
+
+# ------------------------------------------------------------------------------------------- context budget
+
+
+_CONTEXT_ATTRIBUTES = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
+
+
+def prompt_token_budget(context: int | object | None, max_new_tokens: int) -> int | None:
+    """Tokens a prompt may take so that ``max_new_tokens`` still fit in the model's context.
+
+    ``context`` is a context length, or a model config (or model) whose ``max_position_embeddings`` (or
+    ``n_positions``, ...) gives it. Returns ``None`` when the context length is unknown (no limit).
+
+    Raises:
+        UserError: ``max_new_tokens`` leaves no room for a prompt.
+    """
+    if context is not None and not isinstance(context, int):
+        context = getattr(context, "config", context)
+        context = next(
+            (getattr(context, name) for name in _CONTEXT_ATTRIBUTES if isinstance(getattr(context, name, None), int)),
+            None,
+        )
+    if context is None:
+        return None
+    budget = context - max_new_tokens
+    if budget <= 0:
+        raise UserError(
+            f"generation.max_new_tokens={max_new_tokens} leaves no room for a prompt in the model's "
+            f"{context}-token context"
+        )
+    return budget
+
+
+def _count_tokens(tokenizer, text: str) -> int:
+    # The same call the generate stage makes (special tokens included), so the count is exact.
+    return len(tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
+
+
+def _fit_shots(
+    tokenizer, demos: list[str], prompt: str, budget: int, demo_lengths: list[int], prompt_length: int
+) -> tuple[int, int]:
+    """How many of ``demos`` (rank order) fit before ``prompt`` within ``budget``; and the prompt's length.
+
+    An estimate from per-part token counts picks the starting point; the joined text is then counted
+    exactly (tokens can merge across the seams) and the count adjusted one shot at a time.
+    """
+
+    def assemble(n: int) -> str:
+        return "".join(reversed(demos[:n])) + prompt
+
+    used, total = 0, prompt_length
+    while used < len(demos) and total + demo_lengths[used] <= budget:
+        total += demo_lengths[used]
+        used += 1
+    length = _count_tokens(tokenizer, assemble(used))
+    while length > budget and used > 0:
+        used -= 1
+        length = _count_tokens(tokenizer, assemble(used))
+    while used < len(demos) and length <= budget:
+        longer = _count_tokens(tokenizer, assemble(used + 1))
+        if longer > budget:
+            break
+        used, length = used + 1, longer
+    return used, length
+
+
+# --------------------------------------------------------------------------------------------------- prompts
+
+
+def _icl_shots(train_size: int, shots: int, seed: int, index: int) -> list[int]:
+    # A string seed is hashed with SHA-512 by `random`, so the draw is the same on every run and platform.
+    return random.Random(f"icl:{seed}:{index}").sample(range(train_size), shots)
+
+
+def build_prompts(
+    method: str,
+    problems: list[dict],
+    train: list[dict],
+    *,
+    format_prompt: Callable[[dict], str],
+    format_demo: Callable[[dict], str],
+    query: Callable[[dict], str] = instruction,
+    shots: int = 3,
+    seed: int = 42,
+    tokenizer=None,
+    max_prompt_tokens: int | None = None,
+    retriever: str | Retriever = "bm25",
+    embedding_model: str | Path | None = None,
+) -> tuple[list[str], dict]:
+    """One prompt per problem for a prompting baseline, and statistics about the shots used.
+
+    Args:
+        method: one of :data:`PROMPT_STYLES`.
+        problems: test problems (dicts with ``instruction``; ``format_prompt`` may need more).
+        train: the training split, the pool of demonstrations (dicts with ``id``, ``instruction``,
+            ``reference``); unused by ``zero-shot``.
+        shots: demonstrations per prompt (``method.shots``); unused by ``zero-shot``.
+        seed: ICL sampling seed (``train.seed``).
+        format_prompt: the task's prompt for a problem (``task.prompt``).
+        format_demo: the text of one demonstration (``task.demonstration``).
+        query: the text RAG compares between problems and training examples (``task.retrieval_text``).
+        tokenizer, max_prompt_tokens: when both are given, shots that would push a prompt past
+            ``max_prompt_tokens`` tokens are dropped, lowest-ranked first.
+        retriever: ``"bm25"``, ``"dense"`` or a ready :class:`Retriever` over ``train``'s instructions (RAG).
+        embedding_model: local model directory for ``retriever="dense"``.
+
+    Returns:
+        ``(prompts, stats)``; ``stats`` holds ``method``, ``shots_requested``, ``shots_used`` (per problem),
+        ``shots_used_mean``, ``dropped_per_problem``, ``dropped_shots`` (total), ``prompts_with_drops``,
+        ``prompts_over_budget`` (too long even with no shots), ``prompt_tokens`` (per problem, or ``None``
+        without a tokenizer and budget) and ``retrieved_ids`` (ids of the shots used per problem, rank 1
+        first: nearest the test prompt, the most similar for RAG).
+
+    Raises:
+        UserError: the method or retriever is unknown, ``shots`` exceeds the training split, or the dense
+            retriever has no usable local ``embedding_model``.
+    """
+    if method not in PROMPT_STYLES:
+        raise UserError(f"unknown prompting method '{method}'; known: {', '.join(PROMPT_STYLES)}")
+    if shots < 0:
+        raise UserError(f"method.shots must be >= 0, got {shots}")
+    if method == "zero-shot":
+        shots = 0
+    if shots > len(train):
+        raise UserError(f"method.shots={shots} but the training split has only {len(train)} examples")
+    if max_prompt_tokens is not None and tokenizer is None:
+        raise ValueError("max_prompt_tokens needs a tokenizer to count tokens")
+
+    if method == "icl":
+        ranked = [_icl_shots(len(train), shots, seed, index) for index in range(len(problems))]
+    elif method == "rag" and shots > 0:
+        if isinstance(retriever, str):
+            retriever = make_retriever(retriever, [query(example) for example in train], embedding_model)
+        ranked = retriever.top_k_many([query(problem) for problem in problems], shots)
+    else:
+        ranked = [[] for _ in problems]
+
+    budgeted = tokenizer is not None and max_prompt_tokens is not None
+    demo_cache: dict[int, tuple[str, int]] = {}
+
+    def demo(index: int) -> tuple[str, int]:
+        if index not in demo_cache:
+            text = format_demo(train[index])
+            length = len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]) if budgeted else 0
+            demo_cache[index] = (text, length)
+        return demo_cache[index]
+
+    prompts: list[str] = []
+    used_counts: list[int] = []
+    dropped: list[int] = []
+    prompt_tokens: list[int] = []
+    over_budget = 0
+    retrieved_ids: list[list] = []
+    for problem, shot_indices in zip(problems, ranked, strict=True):
+        prompt = format_prompt(problem)
+        demos = [demo(index)[0] for index in shot_indices]
+        used = len(demos)
+        if budgeted:
+            prompt_length = _count_tokens(tokenizer, prompt)
+            used, length = _fit_shots(
+                tokenizer,
+                demos,
+                prompt,
+                max_prompt_tokens,
+                [demo(index)[1] for index in shot_indices],
+                prompt_length,
+            )
+            prompt_tokens.append(length)
+            over_budget += length > max_prompt_tokens
+        prompts.append("".join(reversed(demos[:used])) + prompt)
+        used_counts.append(used)
+        dropped.append(len(demos) - used)
+        retrieved_ids.append([train[index].get("id", index) for index in shot_indices[:used]])
+
+    total_dropped = sum(dropped)
+    with_drops = sum(1 for count in dropped if count)
+    if total_dropped:
+        log.warning(
+            "dropped %d shot%s in %d of %d prompts to fit the %d-token prompt budget",
+            total_dropped,
+            "" if total_dropped == 1 else "s",
+            with_drops,
+            len(problems),
+            max_prompt_tokens,
+        )
+    if over_budget:
+        log.warning(
+            "%d of %d prompts are longer than the %d-token prompt budget even without shots",
+            over_budget,
+            len(problems),
+            max_prompt_tokens,
+        )
+    stats = {
+        "method": method,
+        "shots_requested": shots,
+        "shots_used": used_counts,
+        "shots_used_mean": sum(used_counts) / len(used_counts) if used_counts else 0.0,
+        "dropped_per_problem": dropped,
+        "dropped_shots": total_dropped,
+        "prompts_with_drops": with_drops,
+        "prompts_over_budget": over_budget,
+        "prompt_tokens": prompt_tokens if budgeted else None,
+        "retrieved_ids": retrieved_ids,
+    }
+    return prompts, stats

@@ -1,0 +1,69 @@
+"""The shared shape of execution-scored tasks (HumanEval, MBPP, ...): evaluation-only, prompts that a
+causal LM continues, candidates run in the sandbox against each problem's tests.
+
+A subclass provides :meth:`load` (problems with ``id``, ``instruction`` and, where the dataset has one, a
+``reference`` solution) and :meth:`execution_problems`; scoring is :mod:`peftlab.execution.scoring`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar
+
+from peftlab.execution.scoring import ExecutionProblem, check_samples, per_item_scores, score_samples
+from peftlab.metrics import match_scores
+from peftlab.metrics.specs import describe
+from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
+
+
+class ExecutedTask(Task):
+    """``evaluate`` accepts the rows ``peftlab generate`` writes (``{id, candidates}``) or external rows
+    ``{task_id, completion, ...}`` (one per sample, extra keys carried through). It writes per-sample
+    verdicts in input order to ``verdicts.jsonl`` and reports pass@1, pass@k (k = samples per task) and
+    tests passed; for generated rows, where the dataset has reference solutions, also EM and CodeBLEU."""
+
+    trainable = False
+    prediction_keys = ()
+    extra_outputs = ("verdicts.jsonl",)
+    title: ClassVar[str] = ""
+    """How error messages name the dataset (e.g. 'unknown HumanEval task_id')."""
+
+    @abstractmethod
+    def execution_problems(self) -> dict[str, ExecutionProblem]:
+        """Every problem of the dataset by id, as the sandbox runs it."""
+
+    def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
+        generated = bool(predictions) and all("candidates" in row for row in predictions)
+        test = {problem["id"]: problem for problem in self.load("test")}
+        if generated:
+            check_candidate_rows(predictions)
+            coverage = match_test_ids([row["id"] for row in predictions], list(test), partial=partial)
+            samples = [{"task_id": row["id"], "completion": c} for row in predictions for c in row["candidates"]]
+        else:
+            check_samples(predictions, test, self.title)
+            coverage = match_test_ids([row["task_id"] for row in predictions], list(test), partial=partial,
+                                      repeats=True)
+            samples = predictions
+        per_task: dict[str, int] = {}
+        for row in samples:
+            per_task[row["task_id"]] = per_task.get(row["task_id"], 0) + 1
+        ks = sorted({1, min(per_task.values(), default=1)})
+        metrics, verdicts = score_samples(
+            samples, self.execution_problems(), workers=self.config.execution.workers,
+            timeout=self.config.execution.timeout, ks=ks, kind=self.title,
+            postprocess=None if generated else self.postprocess,  # generate already post-processed its candidates
+        )
+        scored = per_item_scores(verdicts, ks)
+        metrics.update(coverage)
+        if generated and all(test[row["id"]].get("reference") for row in predictions):
+            # references from the dataset, never from the predictions file
+            match_metrics, match_rows = match_scores(
+                [{**row, "reference": test[row["id"]]["reference"]} for row in predictions]
+            )
+            metrics.update(match_metrics)
+            for row, match_row in zip(scored, match_rows, strict=True):
+                row.update(candidates=match_row["candidates"], reference=match_row["reference"],
+                           codebleu_stats=match_row["codebleu_stats"])
+                row["scores"].update(match_row["scores"])
+        metrics["metric_specs"] = describe(metrics)
+        return Evaluation(metrics, scored, files={"verdicts.jsonl": verdicts})
