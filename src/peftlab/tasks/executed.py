@@ -1,8 +1,9 @@
 """The shared shape of execution-scored tasks (HumanEval, MBPP, ...): evaluation-only, prompts that a
 causal LM continues, candidates run in the sandbox against each problem's tests.
 
-A subclass provides :meth:`load` (problems with ``id``, ``instruction`` and, where the dataset has one, a
-``reference`` solution) and :meth:`execution_problems`; scoring is :mod:`peftlab.execution.scoring`.
+A subclass provides :meth:`test_problems` (each with ``id``, ``instruction`` — the prompt the model
+continues — and ``reference``, the solution where the dataset has one, else None) and
+:meth:`execution_problems`; scoring is :mod:`peftlab.execution.scoring`.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import ClassVar
 
+from peftlab.errors import UserError
 from peftlab.execution.scoring import ExecutionProblem, check_samples, per_item_scores, score_samples
 from peftlab.metrics import match_scores
 from peftlab.metrics.specs import describe
+from peftlab.postprocess import continuation
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
 
 
@@ -27,10 +30,28 @@ class ExecutedTask(Task):
     extra_outputs = ("verdicts.jsonl",)
     title: ClassVar[str] = ""
     """How error messages name the dataset (e.g. 'unknown HumanEval task_id')."""
+    why_no_training: ClassVar[str] = "it is a benchmark"
+
+    @abstractmethod
+    def test_problems(self) -> list[dict]:
+        """Every problem, in dataset order, as :meth:`load` returns them."""
 
     @abstractmethod
     def execution_problems(self) -> dict[str, ExecutionProblem]:
         """Every problem of the dataset by id, as the sandbox runs it."""
+
+    def load(self, split: str) -> list[dict]:
+        if split != "test":
+            raise UserError(f"{self.title} has only a test split, not '{split}' ({self.why_no_training})")
+        problems = self.test_problems()
+        size = self.config.data.test_size
+        return problems[:size] if size else problems
+
+    def prompt(self, problem: dict) -> str:
+        return problem["instruction"]  # the published prompt, continued as is
+
+    def postprocess(self, completion: str) -> str:
+        return continuation(completion, self.stop)
 
     def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
         generated = bool(predictions) and all("candidates" in row for row in predictions)

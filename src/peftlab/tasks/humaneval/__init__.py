@@ -142,21 +142,9 @@ class HumanEval(ExecutedTask):
     title = "HumanEval"
     default_stop = STOP_STRINGS
 
-    def load(self, split: str) -> list[dict]:
-        if split != "test":
-            raise UserError(f"HumanEval has only a test split, not '{split}'")
-        problems = [
-            {"id": p["task_id"], "instruction": p["prompt"], "reference": p["canonical_solution"]}
-            for p in load_problems().values()
-        ]
-        size = self.config.data.test_size
-        return problems[:size] if size else problems
-
-    def prompt(self, problem: dict) -> str:
-        return problem["instruction"]
-
-    def postprocess(self, completion: str) -> str:
-        return postprocess(completion)
+    def test_problems(self) -> list[dict]:
+        return [{"id": p["task_id"], "instruction": build_prompt(p), "reference": p["canonical_solution"]}
+                for p in load_problems().values()]
 
     def execution_problems(self) -> dict[str, ExecutionProblem]:
         return execution_problems()

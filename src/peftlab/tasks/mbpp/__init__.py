@@ -9,9 +9,7 @@ reports pass@k and tests passed, not EM or CodeBLEU.
 
 from __future__ import annotations
 
-from peftlab.errors import UserError
 from peftlab.execution.scoring import ExecutionProblem
-from peftlab.postprocess import continuation
 from peftlab.tasks.executed import ExecutedTask
 from peftlab.tasks.mbpp.data import load_problems
 
@@ -25,19 +23,10 @@ class MBPP(ExecutedTask):
     title = "MBPP"
     default_stop = STOP_STRINGS
 
-    def load(self, split: str) -> list[dict]:
-        if split != "test":
-            raise UserError(f"MBPP is evaluation-only (its licence forbids training on it): no '{split}' split")
-        problems = [{"id": p["task_id"], "instruction": p["prompt"], "reference": None}
-                    for p in load_problems().values()]
-        size = self.config.data.test_size
-        return problems[:size] if size else problems
+    why_no_training = "MultiPL-E's licence forbids training on it"
 
-    def prompt(self, problem: dict) -> str:
-        return problem["instruction"]
-
-    def postprocess(self, completion: str) -> str:
-        return continuation(completion, self.stop)
+    def test_problems(self) -> list[dict]:
+        return [{"id": p["task_id"], "instruction": p["prompt"], "reference": None} for p in load_problems().values()]
 
     def execution_problems(self) -> dict[str, ExecutionProblem]:
         return {task_id: ExecutionProblem(p["prompt"], p["entry_point"], p["test"])
