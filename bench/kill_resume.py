@@ -104,7 +104,7 @@ def main() -> None:
         )).save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
         data_dir = scratch / "data"
-        build_codegen_dataset(data_dir, MINI_PROJECT, seed=0, tokenizer_name=None)
+        build_codegen_dataset(data_dir, MINI_PROJECT, seed=0, check_contamination=False)
 
         reference_dir = scratch / "reference"
         process = subprocess.Popen(_command(model_dir, data_dir, reference_dir), stdout=subprocess.DEVNULL,

@@ -1,5 +1,7 @@
 """The contamination check: mined items that copy a HumanEval/MBPP solution are dropped and counted."""
 
+import json
+import shutil
 import textwrap
 import types
 
@@ -294,3 +296,46 @@ def test_benchmark_references_humaneval_and_optional_mbpp(monkeypatch):
 
 def test_default_rule():
     assert contamination.DEFAULT_NGRAM == 5
+
+
+def test_mine_codegen_drops_a_planted_benchmark_copy_and_counts_it(tmp_path, monkeypatch, capsys):
+    from conftest import MINI_PROJECT, run_cli_in_process
+
+    source = tmp_path / "project"
+    shutil.copytree(MINI_PROJECT, source)
+    he0 = load_problems()["HumanEval/0"]
+    # HumanEval/0's solution under a plain docstring (the published one has doctests, which the miner skips)
+    (source / "closeness.py").write_text(
+        "def has_close_elements(numbers, threshold):\n"
+        '    """Check whether any two numbers in the list are closer to each other than the threshold."""\n'
+        + he0["canonical_solution"])
+    (source / "tests").mkdir()
+    (source / "tests" / "test_geometry.py").write_text(
+        'def test_area():\n    """Check the area of a circle of radius two."""\n    value = 2\n    assert value\n')
+
+    def mine(out, *flags):
+        code, _, err = run_cli_in_process(monkeypatch, capsys, "data", "mine-codegen", "--source", str(source),
+                                          "--out", str(tmp_path / out), "--tokenizer", "", *flags)
+        assert code == 0, err
+        card = json.loads((tmp_path / out / "card.json").read_text())
+        names = [json.loads(line)["meta"]["name"] for split in ("train", "validation", "test")
+                 for line in (tmp_path / out / f"{split}.jsonl").read_text().splitlines()]
+        return card, names
+
+    card, names = mine("checked")
+    dropped = {item["name"]: item for item in card["filtered"]["items"]}
+    assert card["filtered"]["dropped"] == len(dropped) == 2
+    assert dropped["has_close_elements"]["benchmark_id"] == "HumanEval/0" and dropped["has_close_elements"]["kind"] == "exact"
+    # the fixture's own Euclid gcd is a near-duplicate of HumanEval/13's solution, and is dropped too
+    assert dropped["gcd"]["benchmark_id"] == "HumanEval/13" and dropped["gcd"]["kind"] == "near"
+    assert "has_close_elements" not in names and "gcd" not in names and "test_area" not in names
+    card, names = mine("unchecked", "--no-contamination-check", "--include-tests")
+    assert "filtered" not in card and "has_close_elements" in names and "test_area" in names
+
+
+def test_an_unpinned_source_is_one_line(tmp_path, monkeypatch, capsys):
+    from conftest import run_cli_in_process
+
+    code, _, err = run_cli_in_process(monkeypatch, capsys, "data", "mine-codegen", "--source", "toolz",
+                                      "--out", str(tmp_path / "o"), "--tokenizer", "")
+    assert code == 2 and err.count("\n") == 1 and "NAME==VERSION" in err, err

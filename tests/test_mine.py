@@ -87,7 +87,7 @@ def test_build_writes_splits_and_card(tmp_path):
         lines = (tmp_path / f"{split}.jsonl").read_text().splitlines()
         assert len(lines) == card["counts"][split]
     written = json.loads((tmp_path / "card.json").read_text())
-    assert written["source"] == {"kind": "directory", "root": str(MINI_PROJECT)}
+    assert written["source"] == {"kind": "directory", "root": str(MINI_PROJECT), "tests_excluded": True}
     assert written["seed"] == 0 and written["python_version"]
 
 

@@ -116,21 +116,33 @@ def export(
 @data_app.command("mine-codegen")
 def mine_codegen(
     out: Path = typer.Option(..., "--out", help="Directory for train/validation/test.jsonl and card.json."),
-    source: Optional[Path] = typer.Option(None, "--source", help="Python source tree (default: listed stdlib modules)."),
+    source: Optional[list[str]] = typer.Option(
+        None, "--source",
+        help="stdlib (the default: listed stdlib modules), a pinned source distribution NAME==VERSION "
+        "(e.g. algorithms==1.0.1, fetched once from PyPI and cached), or a local directory. Repeat to merge.",
+    ),
     seed: int = typer.Option(0, help="Seed of the split by file."),
     tokenizer: str = typer.Option("smollm2-135m", help="Tokenizer for the card's token-length statistics."),
+    include_tests: bool = typer.Option(False, "--include-tests", help="Also mine a source tree's test files."),
+    contamination_check: bool = typer.Option(
+        True, "--contamination-check/--no-contamination-check",
+        help="Drop functions that duplicate a HumanEval or MBPP solution (counted in the card).",
+    ),
 ):
-    """Mine documented functions from a Python source tree into a code-generation dataset."""
-    from peftlab.tasks.codegen.build import build_codegen_dataset
+    """Mine documented functions from Python source trees into a code-generation dataset."""
+    from peftlab.tasks.codegen.build import build_from_specs
 
     loaded = None
     if tokenizer:
         from peftlab.models import load_tokenizer
 
         loaded = load_tokenizer(tokenizer)
-    card = build_codegen_dataset(out, source, seed, tokenizer=loaded, tokenizer_name=tokenizer or None)
+    card = build_from_specs(out, list(source or []), seed, tokenizer=loaded, tokenizer_name=tokenizer or None,
+                            exclude_tests=not include_tests, check_contamination=contamination_check)
     counts = card["counts"]
-    typer.echo(f"wrote {out}: train {counts['train']}, validation {counts['validation']}, test {counts['test']}")
+    dropped = card.get("filtered", {}).get("dropped", 0)
+    typer.echo(f"wrote {out}: train {counts['train']}, validation {counts['validation']}, test {counts['test']}"
+               f"; {dropped} dropped as benchmark duplicates")
 
 
 @data_app.command("preview")

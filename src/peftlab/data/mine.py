@@ -17,7 +17,7 @@ import random
 import sys
 import sysconfig
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -180,47 +180,85 @@ def split_by_file(records: list[dict], options: MiningOptions) -> dict[str, list
     return splits
 
 
-def mine(source: Path | None, options: MiningOptions) -> tuple[dict[str, list[dict]], dict]:
-    """Mine ``source`` (or the default stdlib modules) and return ``(splits, card)``.
+TEST_DIRECTORIES = {"test", "tests", "testing"}
 
-    Raises:
-        UserError: the source directory does not exist, or no function survives the filters.
-    """
+
+def is_test_file(relative: Path) -> bool:
+    """A project's own tests (``tests/``, ``test_*.py``, ``*_test.py``, ``conftest.py``): they exercise
+    functions rather than document them, so mining them would teach the model to write test code. Directory
+    names are matched exactly, so ``unittest`` is kept."""
+    name = relative.name
+    return (any(part in TEST_DIRECTORIES for part in relative.parts[:-1]) or name.startswith("test_")
+            or name.endswith("_test.py") or name == "conftest.py")
+
+
+def _source_files(source: Path | None, exclude_tests: bool) -> tuple[Path, list[Path], dict]:
     if source is None:
         root, files = default_source_files()
-        source_desc = {"kind": "stdlib", "root": str(root), "modules": list(DEFAULT_STDLIB_MODULES)}
-    else:
-        if not source.is_dir():
-            raise UserError(f"source directory not found: {source}")
-        root, files = source, sorted(source.rglob("*.py"))
-        source_desc = {"kind": "directory", "root": str(source)}
+        return root, files, {"kind": "stdlib", "root": str(root), "modules": list(DEFAULT_STDLIB_MODULES)}
+    if not source.is_dir():
+        raise UserError(f"source directory not found: {source}")
+    files = sorted(source.rglob("*.py"))
+    if exclude_tests:
+        files = [path for path in files if not is_test_file(path.relative_to(source))]
+    return source, files, {"kind": "directory", "root": str(source), "tests_excluded": exclude_tests}
+
+
+def mine(source: Path | None | list, options: MiningOptions, *, exclude_tests: bool = True,
+         filter_records: Callable[[list[dict]], tuple[list[dict], dict]] | None = None,
+         ) -> tuple[dict[str, list[dict]], dict]:
+    """Mine ``source`` (None: the default stdlib modules; or a list of such sources, merged) and return
+    ``(splits, card)``.
+
+    With several sources, each record's ``meta.file`` is prefixed with its source's position (``0/``, ``1/``)
+    so files of different sources never share a name in the split by file. ``filter_records`` runs on the
+    deduplicated records before the split (the contamination check) and returns the kept records and a
+    report for the card's ``filtered`` entry.
+
+    Raises:
+        UserError: a source directory does not exist, or no function survives the filters.
+    """
+    sources = source if isinstance(source, list) else [source]
     records: list[dict] = []
     seen: set[str] = set()
     skipped: dict[str, int] = {}
-    for path in files:
-        try:
-            mined = mine_file(path, root, options)
-        except SkippedFile as reason:
-            skipped[str(reason)] = skipped.get(str(reason), 0) + 1
-            continue
-        for record in mined:
-            key = record["reference"].strip()
-            if key in seen:
+    descriptions, scanned = [], 0
+    for position, one in enumerate(sources):
+        root, files, description = _source_files(one, exclude_tests)
+        descriptions.append(description)
+        scanned += len(files)
+        for path in files:
+            try:
+                mined = mine_file(path, root, options)
+            except SkippedFile as reason:
+                skipped[str(reason)] = skipped.get(str(reason), 0) + 1
                 continue
-            seen.add(key)
-            records.append(record)
+            for record in mined:
+                key = record["reference"].strip()
+                if key in seen:
+                    continue
+                seen.add(key)
+                if len(sources) > 1:
+                    record["meta"]["file"] = f"{position}/{record['meta']['file']}"
+                records.append(record)
+    filtered = None
+    if filter_records is not None:
+        records, filtered = filter_records(records)
     if not records:
-        raise UserError(f"no function with a natural-language docstring survived the filters in {root}")
+        where = ", ".join(d["root"] for d in descriptions)
+        raise UserError(f"no function with a natural-language docstring survived the filters in {where}")
     splits = split_by_file(records, options)
     for name, split in splits.items():
         for index, record in enumerate(split):
             record["id"] = f"{name}-{index:05d}"
+    source_desc = descriptions[0] if len(descriptions) == 1 else descriptions
     card = {
         "source": source_desc,
         "python_version": sys.version.split()[0],
-        "files_scanned": len(files),
+        "files_scanned": scanned,
         "files_skipped": dict(sorted(skipped.items())),
         "counts": {name: len(split) for name, split in splits.items()},
+        **({"filtered": filtered} if filtered is not None else {}),
         "options": asdict(options),
         "seed": options.seed,
     }

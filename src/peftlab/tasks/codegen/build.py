@@ -6,8 +6,11 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
+from peftlab.data.contamination import ContaminationIndex, drop_contaminated
 from peftlab.data.mine import MiningOptions, mine
 from peftlab.data.records import write_json, write_jsonl
+from peftlab.data.sources import resolve_source
+from peftlab.tasks.benchmarks import benchmark_references
 from peftlab.tasks.codegen.prompt import format_prompt
 
 
@@ -24,16 +27,31 @@ def token_length_stats(lengths: list[int]) -> dict[str, float]:
     }
 
 
-def build_codegen_dataset(out: Path, source: Path | None, seed: int = 0, tokenizer=None, tokenizer_name: str | None = None) -> dict:
-    """Mine ``source`` into ``out/{train,validation,test}.jsonl`` plus ``out/card.json``; return the card.
+def contamination_filter(records: list[dict]) -> tuple[list[dict], dict]:
+    """Drop mined records that copy (or nearly copy) a HumanEval or MBPP solution: a model trained on them
+    would be scored on what it memorised (peftlab.data.contamination has the rule)."""
+    index = ContaminationIndex(benchmark_references())
+    return drop_contaminated(records, index)
 
-    With a ``tokenizer`` (named ``tokenizer_name`` in the card), the card holds per-split token-length
-    statistics of prompts and references, to help choose ``model.max_length``.
+
+def build_codegen_dataset(out: Path, source: Path | None | list = None, seed: int = 0, tokenizer=None,
+                          tokenizer_name: str | None = None, *, exclude_tests: bool = True,
+                          check_contamination: bool = True, provenance: list[dict] | None = None) -> dict:
+    """Mine ``source`` (None: the listed stdlib modules; or a list of directories and None, merged) into
+    ``out/{train,validation,test}.jsonl`` plus ``out/card.json``; return the card.
+
+    Test files of a source tree are left out unless ``exclude_tests`` is false. With
+    ``check_contamination``, records that duplicate a benchmark solution are dropped before the split,
+    and the card's ``filtered`` entry says how many and which. With a ``tokenizer`` (named
+    ``tokenizer_name`` in the card), the card holds per-split token-length statistics of prompts and
+    references, to help choose ``model.max_length``. ``provenance`` (what each source spec resolved to:
+    archive hash, licence) goes into the card as ``provenance``.
 
     Raises:
         UserError: see :func:`peftlab.data.mine.mine`.
     """
-    splits, card = mine(source, replace(MiningOptions(), seed=seed))
+    splits, card = mine(source, replace(MiningOptions(), seed=seed), exclude_tests=exclude_tests,
+                        filter_records=contamination_filter if check_contamination else None)
     if tokenizer is not None:
         card["tokenizer"] = tokenizer_name
         card["token_lengths"] = {
@@ -43,7 +61,23 @@ def build_codegen_dataset(out: Path, source: Path | None, seed: int = 0, tokeniz
             }
             for name, split in splits.items()
         }
+    if provenance:
+        card["provenance"] = provenance
     for name, split in splits.items():
         write_jsonl(out / f"{name}.jsonl", split)
     write_json(out / "card.json", card)
     return card
+
+
+def build_from_specs(out: Path, specs: list[str], seed: int = 0, **options) -> dict:
+    """:func:`build_codegen_dataset` over source specs (``stdlib``, ``NAME==VERSION`` of a pinned source
+    distribution, or a directory; see :mod:`peftlab.data.sources`), merged into one dataset.
+
+    Raises:
+        UserError: a spec cannot be resolved (unpinned, not found, download failed), or as
+            :func:`build_codegen_dataset`.
+    """
+    resolved = [resolve_source(spec) for spec in specs or ["stdlib"]]
+    roots = [source.mine_source for source in resolved]
+    return build_codegen_dataset(out, roots if len(roots) > 1 else roots[0], seed,
+                                 provenance=[source.card() for source in resolved], **options)
