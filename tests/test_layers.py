@@ -11,7 +11,7 @@ LAYERS = (
     ("errors", "config", "cache"),
     ("data", "execution", "metrics", "postprocess", "runs", "checkpoints"),
     ("tasks",),
-    ("prompting", "bundled", "models"),
+    ("prompting", "prompt_format", "bundled", "models"),
     ("methods",),
     ("train", "generate"),
     ("pipeline", "preview", "export"),

@@ -24,6 +24,11 @@ class ModelConfig(_Section):
     """Bundled model name, a local HF model directory, a local ``.gguf`` file, or a hub id."""
     max_length: int = Field(320, gt=8)
     """Longest training sequence (prompt + response) in tokens; longer records are dropped."""
+    prompt_format: Literal["raw", "chat", "auto"] = "raw"
+    """How prompts are rendered (training, ICL/RAG demonstrations, generation alike): ``raw``, the task's
+    own text continued as is; ``chat``, the model's chat template (the task's request as a user turn, the
+    answer as the assistant turn); ``auto``, chat when the tokenizer has a chat template, else raw. Raw
+    stays the default until the default study is redone (docs/decisions.md, "Chat prompt format")."""
 
 
 class DataConfig(_Section):

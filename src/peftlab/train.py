@@ -21,10 +21,11 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from peftlab.checkpoints import MarkCompleteCheckpoints, atomic_directory, newest_complete_checkpoint
 from peftlab.config import Config
-from peftlab.data.examples import CompletionCollator, tokenize_example
+from peftlab.data.examples import CompletionCollator
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_training_method
 from peftlab.models import load_model, load_tokenizer
+from peftlab.prompt_format import resolve_prompt_format
 from peftlab.runs import RunDir
 from peftlab.tasks import get_task
 
@@ -45,10 +46,10 @@ class StopOnRequest(TrainerCallback):
         return control
 
 
-def tokenize_split(task, tokenizer, records: list[dict], max_length: int) -> list[dict]:
-    """Tokenized examples; those longer than ``max_length`` tokens are dropped (never truncated, which
-    would teach the model to stop mid-function)."""
-    examples = [tokenize_example(tokenizer, task.prompt(r), task.response(r)) for r in records]
+def tokenize_split(prompt_format, records: list[dict], max_length: int) -> list[dict]:
+    """Tokenized examples, rendered by ``prompt_format`` (as generation renders them); those longer than
+    ``max_length`` tokens are dropped (never truncated, which would teach the model to stop mid-function)."""
+    examples = [prompt_format.training_example(r) for r in records]
     return [example for example in examples if len(example["input_ids"]) <= max_length]
 
 
@@ -113,8 +114,9 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         raise UserError(f"task '{task.name}' has no training split")
 
     tokenizer = load_tokenizer(config.model.name, padding_side="right")
-    train_set = tokenize_split(task, tokenizer, task.load("train"), config.model.max_length)
-    validation_set = tokenize_split(task, tokenizer, task.load("validation"), config.model.max_length)
+    prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)
+    train_set = tokenize_split(prompt_format, task.load("train"), config.model.max_length)
+    validation_set = tokenize_split(prompt_format, task.load("validation"), config.model.max_length)
     if not train_set:
         raise UserError(f"no training example fits model.max_length={config.model.max_length}")
 
@@ -192,4 +194,5 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         "peak_memory_mb": peak_memory_mb(),
         "adapter_mb": _directory_mb(run.adapter),
         "resumed_from": checkpoint.name if checkpoint else None,
+        **prompt_format.record(),
     }

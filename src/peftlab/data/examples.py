@@ -1,6 +1,7 @@
 """Prompt/completion training examples with completion-only loss masking, and their collator.
 
-A training example is ``prompt + response + EOS``. The prompt's tokens are labelled ``-100`` so the loss
+A training example is ``prompt + response + EOS`` (in the chat format, ``response`` ends with the
+template's end-of-turn instead). The prompt's tokens are labelled ``-100`` so the loss
 is computed on the response (and EOS) only; padding is labelled ``-100`` by the collator. How a prompt
 looks is the task's business (``tasks/<name>/``); this module only tokenizes and pads.
 """
@@ -12,14 +13,18 @@ from dataclasses import dataclass
 IGNORE_INDEX = -100
 
 
-def tokenize_example(tokenizer, prompt: str, response: str) -> dict[str, list[int]]:
+def tokenize_example(tokenizer, prompt: str, response: str, eos: bool = True) -> dict[str, list[int]]:
     """Token ids and labels for one example; prompt tokens get ``IGNORE_INDEX``.
 
     The prompt and the response are tokenized separately and concatenated, so the boundary between them
     is exact (tokenizing the joined string could merge the last prompt token with the first response one).
+    The prompt is tokenized as generation tokenizes it (special tokens added). ``eos=False`` appends no
+    EOS: a chat response already ends with its template's end-of-turn text, parsed as a special token.
     """
     prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+    if eos:
+        response_ids = response_ids + [tokenizer.eos_token_id]
     return {
         "input_ids": prompt_ids + response_ids,
         "labels": [IGNORE_INDEX] * len(prompt_ids) + response_ids,

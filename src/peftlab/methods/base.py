@@ -68,11 +68,14 @@ class PromptingBaseline(Method):
     trains = False
 
     @abstractmethod
-    def prompts(self, task, problems: list[dict], tokenizer, prompt_budget, seed: int) -> tuple[list[str], dict | None]:
+    def prompts(self, task, problems: list[dict], tokenizer, prompt_budget, seed: int,
+                prompt_format=None) -> tuple[list[str], dict | None]:
         """One prompt per problem, and statistics about demonstrations used (None when there are none).
 
         ``prompt_budget()`` returns the most tokens a prompt may take (the model's context minus
         ``generation.max_new_tokens``), or None when unknown; it is only called when needed.
+        ``prompt_format`` (``peftlab.prompt_format``) renders problems and demonstrations (raw text or the
+        model's chat template); None renders the task's raw prompts.
         """
 
 

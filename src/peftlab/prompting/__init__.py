@@ -15,6 +15,7 @@ Public API::
         format_prompt: Callable[[dict], str],      # the task's prompt (Task.prompt)
         format_demo: Callable[[dict], str],        # one demonstration (Task.demonstration)
         query: Callable[[dict], str] = instruction,  # what RAG compares (Task.retrieval_text)
+        assemble: Callable[[list[dict], dict], str] | None = None,  # shots (prompt order) + problem -> prompt
         shots: int = 3,
         seed: int = 42,
         tokenizer=None,
@@ -41,6 +42,8 @@ Methods:
   overlaps (score 0).
 
 Prompt layout: demonstrations, then the test prompt. Each demonstration is ``format_demo(example)``.
+``assemble(shots, problem)`` replaces that layout (the chat format renders the shots as prior turns,
+:mod:`peftlab.prompt_format`); ``format_demo`` then only estimates a shot's token cost for the budget.
 Shots are *ranked*, rank 1 being the shot placed nearest the test prompt: for RAG the most similar
 example (so the prompt reads from least to most similar), for ICL the first one drawn.
 ``stats["retrieved_ids"]`` lists the shots used in rank order.
@@ -54,6 +57,7 @@ with no shots is kept as it is and counted in ``stats["prompts_over_budget"]``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -109,26 +113,23 @@ def _count_tokens(tokenizer, text: str) -> int:
 
 
 def _fit_shots(
-    tokenizer, demos: list[str], prompt: str, budget: int, demo_lengths: list[int], prompt_length: int
+    tokenizer, assemble: Callable[[int], str], budget: int, demo_lengths: list[int], prompt_length: int
 ) -> tuple[int, int]:
-    """How many of ``demos`` (rank order) fit before ``prompt`` within ``budget``; and the prompt's length.
+    """How many shots (``demo_lengths`` in rank order) fit within ``budget``; and the prompt's length.
 
-    An estimate from per-part token counts picks the starting point; the joined text is then counted
-    exactly (tokens can merge across the seams) and the count adjusted one shot at a time.
+    ``assemble(n)`` is the whole prompt with the ``n`` best-ranked shots. An estimate from per-part token
+    counts picks the starting point; the assembled text is then counted exactly (tokens can merge across
+    the seams, a chat template adds turn markers) and the count adjusted one shot at a time.
     """
-
-    def assemble(n: int) -> str:
-        return "".join(reversed(demos[:n])) + prompt
-
     used, total = 0, prompt_length
-    while used < len(demos) and total + demo_lengths[used] <= budget:
+    while used < len(demo_lengths) and total + demo_lengths[used] <= budget:
         total += demo_lengths[used]
         used += 1
     length = _count_tokens(tokenizer, assemble(used))
     while length > budget and used > 0:
         used -= 1
         length = _count_tokens(tokenizer, assemble(used))
-    while used < len(demos) and length <= budget:
+    while used < len(demo_lengths) and length <= budget:
         longer = _count_tokens(tokenizer, assemble(used + 1))
         if longer > budget:
             break
@@ -152,6 +153,7 @@ def build_prompts(
     format_prompt: Callable[[dict], str],
     format_demo: Callable[[dict], str],
     query: Callable[[dict], str] = instruction,
+    assemble: Callable[[list[dict], dict], str] | None = None,
     shots: int = 3,
     seed: int = 42,
     tokenizer=None,
@@ -171,6 +173,8 @@ def build_prompts(
         format_prompt: the task's prompt for a problem (``task.prompt``).
         format_demo: the text of one demonstration (``task.demonstration``).
         query: the text RAG compares between problems and training examples (``task.retrieval_text``).
+        assemble: the prompt from the shots (training examples, in prompt order: farthest first) and the
+            problem; None joins ``format_demo`` of each shot, then ``format_prompt(problem)``.
         tokenizer, max_prompt_tokens: when both are given, shots that would push a prompt past
             ``max_prompt_tokens`` tokens are dropped, lowest-ranked first.
         retriever: ``"bm25"``, ``"dense"`` or a ready :class:`Retriever` over ``train``'s instructions (RAG).
@@ -208,14 +212,24 @@ def build_prompts(
         ranked = [[] for _ in problems]
 
     budgeted = tokenizer is not None and max_prompt_tokens is not None
-    demo_cache: dict[int, tuple[str, int]] = {}
+    demo_cache: dict[int, str] = {}
+    length_cache: dict[int, int] = {}
 
-    def demo(index: int) -> tuple[str, int]:
+    def demo(index: int) -> str:
         if index not in demo_cache:
-            text = format_demo(train[index])
-            length = len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]) if budgeted else 0
-            demo_cache[index] = (text, length)
+            demo_cache[index] = format_demo(train[index])
         return demo_cache[index]
+
+    def demo_length(index: int) -> int:
+        if index not in length_cache:
+            length_cache[index] = len(tokenizer(demo(index), add_special_tokens=False, verbose=False)["input_ids"])
+        return length_cache[index]
+
+    def joined(shot_indices: list[int], problem: dict, n: int) -> str:
+        # Shots are ranked (rank 1 nearest the test prompt), so the n best go in reversed, farthest first.
+        if assemble is None:
+            return "".join(demo(index) for index in reversed(shot_indices[:n])) + format_prompt(problem)
+        return assemble([train[index] for index in reversed(shot_indices[:n])], problem)
 
     prompts: list[str] = []
     used_counts: list[int] = []
@@ -224,24 +238,20 @@ def build_prompts(
     over_budget = 0
     retrieved_ids: list[list] = []
     for problem, shot_indices in zip(problems, ranked, strict=True):
-        prompt = format_prompt(problem)
-        demos = [demo(index)[0] for index in shot_indices]
-        used = len(demos)
+        used = len(shot_indices)
         if budgeted:
-            prompt_length = _count_tokens(tokenizer, prompt)
             used, length = _fit_shots(
                 tokenizer,
-                demos,
-                prompt,
+                functools.partial(joined, shot_indices, problem),
                 max_prompt_tokens,
-                [demo(index)[1] for index in shot_indices],
-                prompt_length,
+                [demo_length(index) for index in shot_indices],
+                _count_tokens(tokenizer, joined(shot_indices, problem, 0)),
             )
             prompt_tokens.append(length)
             over_budget += length > max_prompt_tokens
-        prompts.append("".join(reversed(demos[:used])) + prompt)
+        prompts.append(joined(shot_indices, problem, used))
         used_counts.append(used)
-        dropped.append(len(demos) - used)
+        dropped.append(len(shot_indices) - used)
         retrieved_ids.append([train[index].get("id", index) for index in shot_indices[:used]])
 
     total_dropped = sum(dropped)

@@ -38,6 +38,16 @@ class Task(ABC):
     """Files :meth:`evaluate` writes besides ``scored.jsonl`` (the keys of ``Evaluation.files``)."""
     default_stop: ClassVar[tuple[str, ...]] = ()
     """Stop strings of the task's prompt format; ``generation.stop`` replaces them when set."""
+    chat_stop: ClassVar[tuple[str, ...]] = ()
+    """Stop strings when the model answers in a chat turn (``model.prompt_format=chat``). The turn ends at
+    the template's end-of-turn token, and the answer is usually a whole function (often fenced), so the
+    continuation markers of ``default_stop`` (a new ``def``, three newlines) would cut it."""
+    raw_template: ClassVar[str | None] = None
+    """The text of the raw prompt format, recorded by hash with the run (``prompt_template_sha256``);
+    None for a task that does not declare one."""
+    chat: bool = False
+    """Whether prompts are chat conversations. Set by :mod:`peftlab.prompt_format` once the tokenizer has
+    resolved ``model.prompt_format``; :attr:`stop` (and so post-processing) follows it."""
 
     def __init__(self, config: Config):
         self.config = config
@@ -48,10 +58,15 @@ class Task(ABC):
 
     @abstractmethod
     def prompt(self, problem: dict) -> str:
-        """The text the model continues."""
+        """The text the model continues (the raw prompt format; see :meth:`user_message` for chat)."""
+
+    def user_message(self, problem: dict) -> str:
+        """What the user turn says in the chat format: the task's request for ``problem``. The default is
+        the raw prompt; a task whose raw prompt is a text to continue should ask for the answer instead."""
+        return self.prompt(problem)
 
     def response(self, problem: dict) -> str:
-        """The training target for ``problem``."""
+        """The training target for ``problem`` (in the chat format, the assistant turn's content)."""
         return problem["reference"]
 
     def demonstration(self, example: dict) -> str:
@@ -65,9 +80,10 @@ class Task(ABC):
 
     @property
     def stop(self) -> list[str]:
-        """Stop strings for generation: ``generation.stop`` if set, else the task's own."""
+        """Stop strings for generation: ``generation.stop`` if set, else the task's own (for the format)."""
         configured = self.config.generation.stop
-        return list(self.default_stop if configured is None else configured)
+        own = self.chat_stop if self.chat else self.default_stop
+        return list(own if configured is None else configured)
 
     def prepare_data(self, directory: Path) -> dict | None:
         """Build the task's default dataset in ``directory`` if it has to be built (a study calls this once

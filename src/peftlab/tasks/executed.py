@@ -26,6 +26,10 @@ class ExecutedTask(Task):
     tests passed; for generated rows, where the dataset has reference solutions, also EM and CodeBLEU."""
 
     trainable = False
+    raw_template = "{instruction}"  # the published prompt, continued as is
+    chat_stop = ("\nif __name__", "\nprint(", "\nassert ")
+    """A chat answer re-defines the whole function (imports, helpers, the ``def``): only the top-level
+    test or demo code a model likes to add after it is cut."""
     prediction_keys = ()
     extra_outputs = ("verdicts.jsonl",)
     title: ClassVar[str] = ""
@@ -50,8 +54,14 @@ class ExecutedTask(Task):
     def prompt(self, problem: dict) -> str:
         return problem["instruction"]  # the published prompt, continued as is
 
+    def user_message(self, problem: dict) -> str:
+        # The published prompt is a text to continue; a chat turn asks for the function. The answer is
+        # appended to the prompt to form the program, so a full re-definition works (the later def wins).
+        code = problem["instruction"] if problem["instruction"].endswith("\n") else problem["instruction"] + "\n"
+        return f"Complete the following Python function:\n```python\n{code}```"
+
     def postprocess(self, completion: str) -> str:
-        return continuation(completion, self.stop)
+        return continuation(completion, self.stop)  # keeps the code of a fenced answer
 
     def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
         generated = bool(predictions) and all("candidates" in row for row in predictions)

@@ -15,15 +15,23 @@ from peftlab.metrics.specs import describe
 from peftlab.postprocess import extract_code
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
 from peftlab.tasks.codegen.build import build_codegen_dataset
-from peftlab.tasks.codegen.prompt import STOP_STRINGS, format_prompt
+from peftlab.tasks.codegen.prompt import INSTRUCTION_TEMPLATE, STOP_STRINGS, format_prompt
 
 SPLITS = ("train", "validation", "test")
 SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
+# The chat format's user turn. The instruction alone (docstring, then signature) does not say what is
+# wanted; the raw template implies it by its "### Response:" slot, a chat turn has to ask. "Code only" keeps
+# the answer comparable to the reference, which is the function's source.
+CHAT_REQUEST = (
+    "Write the Python function described by this docstring, with this signature. "
+    "Reply with the function's code only.\n\n{instruction}"
+)
 
 
 class CodeGeneration(Task):
     name = "codegen"
     default_stop = STOP_STRINGS
+    raw_template = INSTRUCTION_TEMPLATE
 
     def load(self, split: str) -> list[dict]:
         """Records of ``split`` from ``data.dir``, truncated to the configured size.
@@ -52,8 +60,11 @@ class CodeGeneration(Task):
     def prompt(self, problem: dict) -> str:
         return format_prompt(problem["instruction"])
 
+    def user_message(self, problem: dict) -> str:
+        return CHAT_REQUEST.format(instruction=problem["instruction"])
+
     def postprocess(self, completion: str) -> str:
-        return extract_code(completion, self.stop)
+        return extract_code(completion, self.stop)  # strips a markdown fence, as chat answers often have
 
     def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
         """Corpus-level metrics, plus each row's own ``scores`` (the same metrics on that problem alone),
