@@ -14,6 +14,11 @@ import typer
 from peftlab.config import Config, load_config
 from peftlab.errors import TrainingInterrupted, UserError
 
+# The registries are cheap to import (no torch, no transformers): the help texts list their names, and a
+# config is checked against them before any command imports ``peftlab.pipeline``, which loads torch.
+from peftlab.methods import METHODS, TRAINING_METHODS, get_method, get_training_method
+from peftlab.tasks import TASKS, task_class
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Build and inspect datasets.")
 app.add_typer(data_app, name="data")
@@ -21,14 +26,34 @@ app.add_typer(data_app, name="data")
 ConfigOption = typer.Option(None, "--config", "-c", help="YAML config file.", show_default=False)
 OverridesArgument = typer.Argument(None, help="Config overrides such as train.epochs=2 method.r=8.")
 ModelOption = typer.Option(None, "--model", help="Shortcut for model.name=...")
-MethodOption = typer.Option(None, "--method", help="Shortcut for method.name=...")
+MethodOption = typer.Option(None, "--method", help=f"Shortcut for method.name=...: one of {', '.join(METHODS)}.")
+TrainMethodOption = typer.Option(
+    None, "--method", help=f"Shortcut for method.name=...: one of {', '.join(TRAINING_METHODS)}."
+)
 OutputOption = typer.Option(None, "--output-dir", "-o", help="Shortcut for output_dir=...")
-TaskOption = typer.Option(None, "--task", help="Shortcut for task=...")
+# Not a click.Choice: a task may also be any importable module that defines one (docs/design.md).
+TaskOption = typer.Option(
+    None, "--task", help=f"Shortcut for task=...: {', '.join(TASKS)}, or an importable module[:Class] defining a Task."
+)
 
 
-def _config(config_file, overrides, **shortcuts) -> Config:
+def _config(config_file, overrides, *, check_method: str | None = "any", check_task=True, **shortcuts) -> Config:
+    """The command's config, its method (``check_method``: ``"any"``, ``"training"``, or None when the
+    command uses none) and its task checked.
+
+    Raises:
+        UserError: a bad config, an unknown method or task, or a method option the method does not take;
+            all before torch is imported, so a typo costs well under a second.
+    """
     extra = [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
-    return load_config(config_file, list(overrides or []) + extra)
+    config = load_config(config_file, list(overrides or []) + extra)
+    if check_method == "training":
+        get_training_method(config.method)
+    elif check_method == "any":
+        get_method(config.method)
+    if check_task:
+        task_class(config.task)
+    return config
 
 
 @app.command()
@@ -36,13 +61,14 @@ def train(
     config_file: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = OverridesArgument,
     model: Optional[str] = ModelOption,
-    method: Optional[str] = MethodOption,
+    method: Optional[str] = TrainMethodOption,
     output_dir: Optional[str] = OutputOption,
 ):
     """Fine-tune the model with the configured method; resumes from the last complete checkpoint if interrupted."""
+    config = _config(config_file, overrides, check_method="training",
+                     **{"model.name": model, "method.name": method, "output_dir": output_dir})
     from peftlab.pipeline import run_command
 
-    config = _config(config_file, overrides, **{"model.name": model, "method.name": method, "output_dir": output_dir})
     metrics = run_command(config, "train")
     typer.echo(f"adapter saved in {Path(config.output_dir) / 'adapter'}; trainable params {metrics['trainable_params']:,}")
 
@@ -56,11 +82,12 @@ def generate(
     task: Optional[str] = TaskOption,
     output_dir: Optional[str] = OutputOption,
 ):
-    """Generate k candidates per test problem into predictions.jsonl."""
-    from peftlab.pipeline import run_command
-
+    """Generate k candidates per test problem into predictions.jsonl; an interrupted run resumes at the first
+    unfinished batch."""
     shortcuts = {"model.name": model, "method.name": method, "task": task, "output_dir": output_dir}
     config = _config(config_file, overrides, **shortcuts)
+    from peftlab.pipeline import run_command
+
     run_command(config, "generate")
     typer.echo(f"predictions written to {Path(config.output_dir) / 'predictions.jsonl'}")
 
@@ -77,9 +104,9 @@ def evaluate(
     output_dir: Optional[str] = OutputOption,
 ):
     """Score predictions against the task's test set into metrics.json (ids must match the test set)."""
+    config = _config(config_file, overrides, check_method=None, task=task, output_dir=output_dir)
     from peftlab.pipeline import run_command
 
-    config = _config(config_file, overrides, task=task, output_dir=output_dir)
     metrics = run_command(config, "evaluate", predictions=predictions, partial=partial)
     for key, value in metrics.items():
         typer.echo(f"{key}: {value}")
@@ -152,9 +179,10 @@ def preview(
     count: int = typer.Option(2, "--count", "-n", help="How many training records to show."),
 ):
     """Show how training records are tokenized: prompt tokens (no loss) dimmed, loss-bearing tokens bold."""
+    config = _config(config_file, overrides, check_method=None)
     from peftlab.preview import show_preview
 
-    show_preview(_config(config_file, overrides), count)
+    show_preview(config, count)
 
 
 @app.command()
@@ -167,10 +195,11 @@ def run(
     output_dir: Optional[str] = OutputOption,
 ):
     """Train (for a training method), generate and evaluate in one go; finished stages are skipped."""
+    shortcuts = {"model.name": model, "method.name": method, "task": task, "output_dir": output_dir}
+    config = _config(config_file, overrides, **shortcuts)
     from peftlab.pipeline import run_stages
 
-    shortcuts = {"model.name": model, "method.name": method, "task": task, "output_dir": output_dir}
-    metrics = run_stages(_config(config_file, overrides, **shortcuts), announce=lambda stage: typer.echo(f"== {stage}"))
+    metrics = run_stages(config, announce=lambda stage: typer.echo(f"== {stage}"))
     typer.echo(json.dumps(metrics, indent=2))
 
 
@@ -181,8 +210,16 @@ def study(
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Overrides the study's output_dir."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again."),
     report: bool = typer.Option(True, help="Write the report when the matrix is complete."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run",
+        help="List the cells (hash, status, time estimate) and exit: nothing is trained, built or written.",
+    ),
 ):
     """Run a study matrix (models x tasks x seeds x methods, plus sweeps); re-running skips finished cells."""
+    if dry_run:
+        from peftlab.study_main import dry_run_study
+
+        raise typer.Exit(dry_run_study(study_file, preset, output_dir, retry_failed))
     from peftlab.study_main import run_study_command
 
     code = run_study_command(study_file, preset, output_dir, retry_failed, report)

@@ -1,14 +1,35 @@
-"""Batched generation of k candidates per prompt: greedy, beam search or sampling."""
+"""Batched generation of k candidates per prompt: greedy, beam search or sampling.
+
+Generation can be resumed. Given a :class:`ResumeFile`, every finished batch is appended to it (raw decoded
+texts, flushed to disk), and a re-run generates only the batches not in it. The file's first line is a
+fingerprint of everything the texts depend on (generation settings, ids and prompt texts, the caller's
+context such as model and adapter, library versions, device): rows written under another fingerprint are
+never reused. Sampling is seeded per batch (``seed + index of the batch's first prompt``), so a run that was
+interrupted and resumed gives exactly the candidates of one that was not.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from peftlab.config import GenerationConfig
+from peftlab.config import Config, GenerationConfig
 from peftlab.errors import UserError
+from peftlab.runs import RunDir
+
+# Not ``predictions.jsonl.partial``: that is the temporary name ``write_jsonl`` renames into place.
+RESUME_FILE = "predictions.unfinished.jsonl"
+_FORMAT = 1
 
 
 def generation_kwargs(config: GenerationConfig, tokenizer) -> dict:
@@ -36,6 +57,89 @@ def generation_kwargs(config: GenerationConfig, tokenizer) -> dict:
     return kwargs
 
 
+@dataclass(frozen=True)
+class ResumeFile:
+    """Where finished batches are appended, plus what else (beyond the generation settings and prompts) the
+    candidates depend on: ``context`` is any JSON-able value, e.g. which model and which trained adapter."""
+
+    path: Path
+    context: Any = None
+
+    @classmethod
+    def in_run(cls, config: Config, run_dir: str | Path) -> ResumeFile:
+        """The resume file of a run directory. Its context names the model, the method and the training run
+        that wrote the adapter (its start and end times), so a re-trained adapter never reuses old rows."""
+        trained = RunDir(run_dir).stage_record("train")
+        context = {
+            "model": config.model.name,
+            "method": config.method.model_dump(mode="json"),
+            "trained": trained.get("run") if trained else None,
+        }
+        return cls(Path(run_dir) / RESUME_FILE, context)
+
+    def discard(self) -> None:
+        """Remove the file: call it once the final predictions are safely written."""
+        self.path.unlink(missing_ok=True)
+
+
+def _fingerprint(config: GenerationConfig, ids: list[str], prompts: Sequence[str], context: Any, model) -> str:
+    # batch_size and seed are in the settings: both decide which random numbers (and which padding) a prompt
+    # gets; versions and device because the same seed draws differently across them.
+    digest = hashlib.sha256()
+    header = {
+        "format": _FORMAT, "generation": config.model_dump(mode="json"), "context": context,
+        "torch": torch.__version__, "transformers": version("transformers"),
+        "device": str(getattr(model, "device", "")), "dtype": str(getattr(model, "dtype", "")),
+    }
+    digest.update(json.dumps(header, sort_keys=True, default=str).encode())
+    for problem_id, prompt in zip(ids, prompts, strict=True):
+        digest.update(json.dumps([problem_id, prompt]).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _read_resume(path: Path, fingerprint: str, ids: list[str], k: int) -> dict[int, list[str]]:
+    """Texts by prompt index from an earlier attempt; ``{}`` when there is none or it does not match."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("fingerprint") != fingerprint:
+        print(f"{path} was written with other generation settings, prompts or model; generating from the start",
+              file=sys.stderr)
+        return {}
+    done: dict[int, list[str]] = {}
+    for line in lines[1:]:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break  # a torn last line: the process was killed while writing that batch
+        if not isinstance(row, dict):
+            continue
+        index, texts = row.get("index"), row.get("texts")
+        if (isinstance(index, int) and 0 <= index < len(ids) and row.get("id") == ids[index]
+                and isinstance(texts, list) and len(texts) == k and all(isinstance(t, str) for t in texts)):
+            done[index] = texts
+    return done
+
+
+def _rewrite(path: Path, fingerprint: str, ids: list[str], done: dict[int, list[str]]) -> None:
+    """Start the file afresh (atomically) with its header and the rows kept, dropping anything torn."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps({"fingerprint": fingerprint, "format": _FORMAT}) + "\n")
+        for index in sorted(done):
+            handle.write(_row(index, ids[index], done[index]))
+    os.replace(temporary, path)
+
+
+def _row(index: int, problem_id: str, texts: list[str]) -> str:
+    return json.dumps({"index": index, "id": problem_id, "texts": texts}, ensure_ascii=False) + "\n"
+
+
 @torch.inference_mode()
 def generate_candidates(
     model,
@@ -44,25 +148,73 @@ def generate_candidates(
     config: GenerationConfig,
     postprocess: Callable[[str], str] = lambda text: text,
     progress: bool = True,
+    *,
+    ids: Sequence[str] | None = None,
+    resume: ResumeFile | Path | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> list[list[str]]:
     """``config.k`` post-processed candidates per prompt, best first (beam score order for beams).
 
     Prompts are left-padded in batches of ``config.batch_size``; only the newly generated tokens are
-    decoded, so the prompt never leaks into a candidate.
+    decoded, so the prompt never leaks into a candidate. With ``resume``, each finished batch is appended
+    to that file and batches already in it (same fingerprint, same ``ids``) are not generated again; the
+    caller discards the file once it has written the final predictions. ``ids`` (default: the prompts'
+    positions) name the prompts in that file. ``on_batch(prompts_done, total)`` is called after each batch
+    is saved.
     """
     kwargs = generation_kwargs(config, tokenizer)
+    ids = [str(index) for index in range(len(prompts))] if ids is None else [str(item) for item in ids]
+    if len(ids) != len(prompts):
+        raise ValueError(f"{len(ids)} ids for {len(prompts)} prompts")
     tokenizer.padding_side = "left"
-    torch.manual_seed(config.seed)
     model.eval()
-    results: list[list[str]] = []
-    batches = range(0, len(prompts), config.batch_size)
-    for start in tqdm(batches, desc="generate", unit="batch", disable=not progress):
-        batch = prompts[start : start + config.batch_size]
-        encoded = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
-        output = model.generate(**encoded, **kwargs)
-        new_tokens = output[:, encoded["input_ids"].shape[1] :]
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        for index in range(len(batch)):
-            group = texts[index * config.k : (index + 1) * config.k]
-            results.append([postprocess(text) for text in group])
-    return results
+    starts = list(range(0, len(prompts), config.batch_size))
+    texts: dict[int, list[str]] = {}
+    handle = None
+    if resume is not None:
+        resume = resume if isinstance(resume, ResumeFile) else ResumeFile(Path(resume))
+        fingerprint = _fingerprint(config, ids, prompts, resume.context, model)
+        earlier = _read_resume(resume.path, fingerprint, ids, config.k)
+        texts = {  # only whole batches count: one cut short mid-write is generated again
+            index: earlier[index]
+            for start in starts
+            if all(index in earlier for index in range(start, min(start + config.batch_size, len(prompts))))
+            for index in range(start, min(start + config.batch_size, len(prompts)))
+        }
+        if texts:
+            print(f"resuming generation: {len(texts)} of {len(prompts)} prompts already done in {resume.path}",
+                  file=sys.stderr)
+        _rewrite(resume.path, fingerprint, ids, texts)
+        handle = resume.path.open("a", encoding="utf-8")
+    todo = [start for start in starts if start not in texts]
+    try:
+        bar = tqdm(total=len(starts), initial=len(starts) - len(todo), desc="generate", unit="batch",
+                   disable=not progress)
+        for start in todo:
+            batch = prompts[start : start + config.batch_size]
+            # Per batch, not per run: a resumed run draws for each batch what an uninterrupted one draws.
+            torch.manual_seed(config.seed + start)
+            encoded = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
+            output = model.generate(**encoded, **kwargs)
+            decoded = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+            rows = []
+            for offset in range(len(batch)):
+                texts[start + offset] = decoded[offset * config.k : (offset + 1) * config.k]
+                rows.append(_row(start + offset, ids[start + offset], texts[start + offset]))
+            if handle is not None:
+                handle.write("".join(rows))  # one write per batch; flushed so a kill keeps it
+                handle.flush()
+                os.fsync(handle.fileno())
+            bar.update(1)
+            if on_batch is not None:
+                on_batch(len(texts), len(prompts))
+        bar.close()
+    except KeyboardInterrupt:
+        if handle is not None:
+            print(f"generation interrupted: {len(texts)} of {len(prompts)} prompts saved in {resume.path}; "
+                  "re-run the same command to generate the rest", file=sys.stderr)
+        raise
+    finally:
+        if handle is not None:
+            handle.close()
+    return [[postprocess(text) for text in texts[index]] for index in range(len(prompts))]

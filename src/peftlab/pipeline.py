@@ -14,9 +14,10 @@ from pathlib import Path
 from peftlab.config import Config
 from peftlab.data.records import read_jsonl, write_jsonl
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
-from peftlab.generate import generate_candidates
+from peftlab.generate import ResumeFile, generate_candidates
 from peftlab.methods import get_method, get_training_method
 from peftlab.models import load_model, load_model_config, load_tokenizer
+from peftlab.prompt_format import resolve_prompt_format
 from peftlab.prompting import prompt_token_budget
 from peftlab.runs import RunDir
 from peftlab.tasks import get_task
@@ -86,15 +87,25 @@ def _check_adapter_matches(config: Config, run: RunDir) -> None:
 
 
 def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
-    """Generate ``generation.k`` candidates for each test problem; return timing metrics."""
+    """Generate ``generation.k`` candidates for each test problem; return timing metrics and the prompt
+    format used (``prompt_format``, ``prompt_template_sha256``).
+
+    Raises:
+        UserError: as the stages it calls, or the run's adapter was trained with another prompt format.
+    """
     task = get_task(config.task, config)
     problems = task.load("test")
     tokenizer = load_tokenizer(config.model.name, padding_side="left")
-    prompts, prompt_stats = _prompts(config, task, problems, tokenizer)  # before the model: fail fast
+    prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)
+    if trains(config):
+        _check_trained_format(RunDir(run_dir), prompt_format.name)
+    prompts, prompt_stats = _prompts(config, task, problems, tokenizer, prompt_format)  # before the model: fail fast
     model = load_for_generation(config, run_dir)
     started = time.perf_counter()
-    generation = config.generation.model_copy(update={"stop": task.stop})
-    candidates = generate_candidates(model, tokenizer, prompts, generation, task.postprocess, progress)
+    generation = config.generation.model_copy(update={"stop": prompt_format.stop()})
+    resume = ResumeFile.in_run(config, run_dir)
+    candidates = generate_candidates(model, tokenizer, prompts, generation, prompt_format.postprocess, progress,
+                                     ids=[problem["id"] for problem in problems], resume=resume)
     elapsed = time.perf_counter() - started
     rows = [
         {"id": problem["id"], "candidates": problem_candidates, "reference": problem.get("reference")}
@@ -104,22 +115,39 @@ def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
         for row, shot_ids, dropped in zip(rows, prompt_stats["retrieved_ids"], prompt_stats["dropped_per_problem"]):
             row.update(shot_ids=shot_ids, dropped_shots=dropped)
     write_jsonl(RunDir(run_dir).predictions, rows)
-    metrics = {"generate_time_s": elapsed, "test_problems": len(problems), "k": config.generation.k}
+    resume.discard()  # only now: until predictions.jsonl is in place, the finished batches are kept
+    metrics = {"generate_time_s": elapsed, "test_problems": len(problems), "k": config.generation.k,
+               **prompt_format.record()}
     if prompt_stats:
         metrics.update(shots_used_mean=prompt_stats["shots_used_mean"], dropped_shots=prompt_stats["dropped_shots"])
     return metrics
 
 
-def _prompts(config: Config, task, problems: list[dict], tokenizer) -> tuple[list[str], dict | None]:
-    """The task's prompts; a prompting baseline builds its own (ICL and RAG prepend demonstrations)."""
+def _check_trained_format(run: RunDir, name: str) -> None:
+    # An adapter learnt its answers in one format; prompting it in another scores the wrong thing. The
+    # resolved name is compared (model.prompt_format=auto may be either); runs from before formats are raw.
+    record = run.stage_record("train")
+    if record is None:
+        return  # no finished training: _check_adapter_matches refuses that with its own message
+    trained = record.get("metrics", {}).get("prompt_format", "raw")
+    if trained != name:
+        raise UserError(
+            f"the adapter in {run.adapter} was trained with prompt format '{trained}', but generation would "
+            f"use '{name}'; set model.prompt_format to match, or use a new --output-dir"
+        )
+
+
+def _prompts(config: Config, task, problems: list[dict], tokenizer, prompt_format) -> tuple[list[str], dict | None]:
+    """The prompts, rendered by ``prompt_format`` (the same function training renders with); a prompting
+    baseline builds its own (ICL and RAG add demonstrations)."""
     method = get_method(config.method)
     if method.trains:
-        return [task.prompt(problem) for problem in problems], None
+        return [prompt_format.render(problem) for problem in problems], None
 
     def budget():
         return prompt_token_budget(load_model_config(config.model.name), config.generation.max_new_tokens)
 
-    return method.prompts(task, problems, tokenizer, budget, seed=config.train.seed)
+    return method.prompts(task, problems, tokenizer, budget, seed=config.train.seed, prompt_format=prompt_format)
 
 
 def evaluate(config: Config, run_dir: Path, predictions: Path | None = None, partial: bool = False) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -65,19 +66,88 @@ def results_table(cells: list[Cell]) -> Table:
     return table
 
 
+def _console() -> Console:
+    console = Console()
+    # logs and pipes: wide enough that the tables are not folded
+    return console if console.is_terminal else Console(width=200)
+
+
+def _load(study_file: Path | None, preset: str, output_dir: str | None) -> tuple:
+    spec = load_study(study_file, None if study_file else preset)
+    if output_dir:
+        spec.output_dir = output_dir
+    return spec, expand(spec, default_data_root=str(Path(spec.output_dir) / "data"))
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, retry_failed: bool,
+                  console: Console | None = None) -> int:
+    """``peftlab study --dry-run``: every cell's title, hash and status, whether a run would run it, and the
+    time left, estimated per cell as the mean wall time of this study's finished cells of the same method
+    ("unknown" when none has finished). Reads ``cell.json`` files only: no lock, no data, nothing written.
+
+    Raises:
+        UserError: the study is malformed.
+    """
+    console = console or _console()
+    spec, cells = _load(study_file, preset, output_dir)
+    states = {}
+    for cell in cells:
+        try:
+            states[cell.key] = cell_state(Path(cell.config.output_dir))
+        except (OSError, ValueError):
+            states[cell.key] = {"status": "unreadable"}
+    walls: dict[str, list[float]] = {}
+    for cell in cells:
+        state = states[cell.key]
+        if state.get("status") == "done" and isinstance(state.get("wall_time_s"), (int, float)):
+            walls.setdefault(cell.labels["method"], []).append(state["wall_time_s"])
+    table = Table(title=f"study '{spec.name}' in {spec.output_dir} (dry run)")
+    for column in ("cell", "title", "status", "next run", "estimate"):
+        table.add_column(column, justify="right" if column == "estimate" else "left")
+    left, to_run, unknown = 0.0, 0, []
+    for cell in cells:
+        status = states[cell.key].get("status", "left")
+        # as study_runner.run_study decides: done cells are skipped, failed ones only rerun on request
+        runs = status not in ("done", "failed") or (status == "failed" and retry_failed)
+        known = walls.get(cell.labels["method"])
+        mean = sum(known) / len(known) if known else None
+        if runs:
+            to_run += 1
+            if mean is None:
+                unknown.append(cell.labels["method"])
+            else:
+                left += mean
+        estimate = "-" if not runs else "unknown" if mean is None else _duration(mean)
+        table.add_row(cell.key, cell.title, status, "runs" if runs else "skipped", estimate)
+    console.print(table)
+    counts = Counter(state.get("status", "left") for state in states.values())
+    summary = f"{len(cells)} cells: {counts['done']} done, {counts['failed']} failed, {to_run} to run; time left: "
+    if not to_run:
+        summary += "none"
+    elif not unknown:
+        summary += f"~{_duration(left)} (from finished cells of the same methods)"
+    else:
+        summary += f"unknown for {len(unknown)} (no finished {', '.join(sorted(set(unknown)))} cell yet)"
+        if to_run > len(unknown):
+            summary += f", ~{_duration(left)} for the other {to_run - len(unknown)}"
+    console.print(summary)
+    return 0
+
+
 def run_study_command(study_file: Path | None, preset: str, output_dir: str | None, retry_failed: bool, report: bool) -> int:
     """Returns the exit code: 0 when every cell is done, 1 when some failed or are unfinished.
 
     Raises:
         UserError: the study is malformed (before anything runs).
     """
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: wide enough that the results table is not folded
-        console = Console(width=200)
-    spec = load_study(study_file, None if study_file else preset)
-    if output_dir:
-        spec.output_dir = output_dir
-    cells = expand(spec, default_data_root=str(Path(spec.output_dir) / "data"))
+    console = _console()
+    spec, cells = _load(study_file, preset, output_dir)
     study_dir = ensure_writable_dir(Path(spec.output_dir), "study output directory")
     with directory_lock(study_dir, "study directory"):
         return _run_locked(spec, cells, retry_failed, report, console)

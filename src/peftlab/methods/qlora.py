@@ -17,6 +17,7 @@ CPU notes (bitsandbytes 0.50):
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -69,19 +70,18 @@ class _QLoRA(LoRA):
         UserError: bitsandbytes is not installed. (``compute_dtype`` is an option of 4-bit only:
             bitsandbytes computes 8-bit layers in the input's dtype.)
         """
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise UserError(f"{self.name} needs bitsandbytes; run: pip install bitsandbytes") from None
-        import torch
-
-        if self.config.compute_dtype != "float32" and not torch.cuda.is_available():
-            log.warning("compute_dtype=%s on a CPU: half-precision matmuls are very slow here; float32 is faster",
-                        self.config.compute_dtype)
+        # find_spec, not import: importing bitsandbytes loads torch, and validation must stay fast
+        # (configs are checked before anything heavy is imported).
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise UserError(f"{self.name} needs bitsandbytes; run: pip install bitsandbytes")
 
     def quantization_config(self):
         import torch
         from transformers import BitsAndBytesConfig
+
+        if self.config.compute_dtype != "float32" and not torch.cuda.is_available():
+            log.warning("compute_dtype=%s on a CPU: half-precision matmuls are very slow here; float32 is faster",
+                        self.config.compute_dtype)
 
         if self.bits == 8:
             return BitsAndBytesConfig(load_in_8bit=True)
