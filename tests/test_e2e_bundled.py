@@ -17,13 +17,13 @@ def study_dir(tmp_path_factory):
     study = {
         "name": "e2e",
         "output_dir": str(root / "study"),
-        "methods": ["zero-shot", "rag", "lora"],
+        # method options go with their method: in `base` they would reach zero-shot and lora, an error
+        "methods": ["zero-shot", {"name": "rag", "overrides": {"method.shots": 1}}, "lora"],
         "base": {
             "model": {"max_length": 256},
             "data": {"train_size": 8, "validation_size": 2, "test_size": 3},
             "train": {"max_steps": 2, "batch_size": 4},
             "generation": {"k": 2, "num_beams": 2, "max_new_tokens": 24},
-            "method": {"shots": 1},
         },
     }
     path = root / "study.yaml"
@@ -45,7 +45,8 @@ def _cells(study):
 
 def test_study_prints_the_table(study_dir):
     _, stdout = study_dir
-    for header in ("EM@1", "EM@k", "CodeBLEU", "trainable", "train s", "cell s"):
+    # columns come from the declared metrics: EM@2 for this study's k=2
+    for header in ("EM@1", "EM@2", "CodeBLEU (corpus)", "trainable", "train s", "cell s"):
         assert header in stdout
     # LoRA r=16 on q, k, v, o of SmolLM2-135M (hidden 576, 3 KV heads x 64): 30 x 16 x (1152 + 768 + 768 + 1152)
     assert "1,843,200" in stdout
