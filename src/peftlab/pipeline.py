@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from peftlab.config import Config
@@ -41,12 +42,19 @@ def load_for_generation(config: Config, run_dir: Path):
     adapter = RunDir(run_dir).adapter
     if not adapter.is_dir():
         raise UserError(f"no trained adapter in {adapter}; run `peftlab train` with the same output_dir first")
-    _check_readable(adapter)  # before the base model loads: a damaged adapter fails fast
+    with _unreadable_is_a_user_error(adapter):
+        _check_readable(adapter)  # before the base model loads: a damaged adapter fails fast
     base = None if method.replaces_base_model else load_model(
         config.model.name, quantization_config=method.quantization_config()
     )
-    try:
+    with _unreadable_is_a_user_error(adapter):
         return method.load(base, adapter)
+
+
+@contextmanager
+def _unreadable_is_a_user_error(adapter: Path):
+    try:
+        yield
     except unreadable_weights_errors() as error:
         raise UserError(
             f"the trained adapter in {adapter} is unreadable ({first_line(error)}); re-run `peftlab train`"
@@ -57,17 +65,12 @@ def _check_readable(adapter: Path) -> None:
     """Parse every JSON file and every safetensors header of a trained adapter (cheap: no tensor is read)."""
     from safetensors import safe_open
 
-    try:
-        for path in sorted(adapter.iterdir()):
-            if path.suffix == ".json":
-                json.loads(path.read_text(encoding="utf-8"))
-            elif path.suffix == ".safetensors":
-                with safe_open(str(path), framework="pt") as handle:
-                    handle.keys()
-    except unreadable_weights_errors() as error:
-        raise UserError(
-            f"the trained adapter in {adapter} is unreadable ({first_line(error)}); re-run `peftlab train`"
-        ) from None
+    for path in sorted(adapter.iterdir()):
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
 
 
 def _check_adapter_matches(config: Config, run: RunDir) -> None:
