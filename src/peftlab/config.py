@@ -82,6 +82,10 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory (QLoRA's usual companion), slower steps."""
+    packing: bool = True
+    """Padding-free batches: each batch's examples concatenated into one row (attention kept within each
+    example) and logits computed only where a token carries loss. Same loss as padded batches, less time and
+    memory. Prompt and prefix tuning always train on padded batches (they prepend virtual tokens)."""
     seed: int = 42
 
 
@@ -94,6 +98,10 @@ class GenerationConfig(_Section):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(128, ge=1)
     batch_size: int = Field(8, ge=1)
+    sort_by_length: bool = True
+    """Batch prompts longest first (less padding computed) instead of in file order."""
+    share_prefill: bool = True
+    """With beams or several samples, read each prompt once and repeat its cache, instead of once per copy."""
     stop: list[str] | None = None
     """Stop strings; ``None`` takes the task's own (its prompt format's markers), ``[]`` none at all."""
     seed: int = 42

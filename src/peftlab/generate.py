@@ -140,6 +140,43 @@ def _row(index: int, problem_id: str, texts: list[str]) -> str:
     return json.dumps({"index": index, "id": problem_id, "texts": texts}, ensure_ascii=False) + "\n"
 
 
+def _batches(prompts: list[str], tokenizer, config: GenerationConfig) -> list[list[int]]:
+    """Prompt indices, ``config.batch_size`` at a time: in file order, or longest first with
+    ``sort_by_length`` (prompts of one batch then have similar lengths, so little padding is computed)."""
+    order = list(range(len(prompts)))
+    if config.sort_by_length:
+        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=True)["input_ids"]]
+        order.sort(key=lambda index: -lengths[index])  # stable: equal lengths keep file order
+    return [order[start:start + config.batch_size] for start in range(0, len(order), config.batch_size)]
+
+
+def _expansion(config: GenerationConfig) -> int:
+    """How many copies of each prompt ``generate`` runs: one per beam, or one per sampled candidate."""
+    return config.k if config.do_sample else config.num_beams
+
+
+def _prepends_virtual_tokens(model) -> bool:
+    """PEFT prompt and prefix tuning feed their own virtual tokens or cache: no cache can be handed in."""
+    peft_config = getattr(model, "active_peft_config", None)
+    return bool(getattr(peft_config, "is_prompt_learning", False))
+
+
+def _prefill(model, encoded, copies: int):
+    """The key/value cache of every prompt but its last token, computed once and repeated ``copies`` times.
+
+    Why: ``generate`` repeats each prompt once per beam (or sampled candidate) *before* its first forward
+    pass, so with k = 4 beams every prompt is read four times. ``generate`` computes only what the cache
+    lacks (here the last prompt token) and repeats inputs but never a cache, so it is repeated here, in the
+    order ``generate`` repeats inputs (``repeat_interleave``). Positions are derived from the attention
+    mask exactly as ``generate`` derives them for left-padded prompts.
+    """
+    ids, mask = encoded["input_ids"][:, :-1], encoded["attention_mask"][:, :-1]
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    cache = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True).past_key_values
+    cache.batch_repeat_interleave(copies)
+    return cache
+
+
 @torch.inference_mode()
 def generate_candidates(
     model,
@@ -155,8 +192,10 @@ def generate_candidates(
 ) -> list[list[str]]:
     """``config.k`` post-processed candidates per prompt, best first (beam score order for beams).
 
-    Prompts are left-padded in batches of ``config.batch_size``; only the newly generated tokens are
-    decoded, so the prompt never leaks into a candidate. With ``resume``, each finished batch is appended
+    Prompts are left-padded in batches of ``config.batch_size`` (longest first with
+    ``config.sort_by_length``); with several copies per prompt (beams, samples) and ``config.share_prefill``
+    the prompt is read once and its cache repeated. Only the newly generated tokens are decoded, so the
+    prompt never leaks into a candidate. With ``resume``, each finished batch is appended
     to that file and batches already in it (same fingerprint, same ``ids``) are not generated again; the
     caller discards the file once it has written the final predictions. ``ids`` (default: the prompts'
     positions) name the prompts in that file. ``on_batch(prompts_done, total)`` is called after each batch
@@ -168,7 +207,7 @@ def generate_candidates(
         raise ValueError(f"{len(ids)} ids for {len(prompts)} prompts")
     tokenizer.padding_side = "left"
     model.eval()
-    starts = list(range(0, len(prompts), config.batch_size))
+    batches = _batches(prompts, tokenizer, config)
     texts: dict[int, list[str]] = {}
     handle = None
     if resume is not None:
@@ -177,30 +216,34 @@ def generate_candidates(
         earlier = _read_resume(resume.path, fingerprint, ids, config.k)
         texts = {  # only whole batches count: one cut short mid-write is generated again
             index: earlier[index]
-            for start in starts
-            if all(index in earlier for index in range(start, min(start + config.batch_size, len(prompts))))
-            for index in range(start, min(start + config.batch_size, len(prompts)))
+            for batch in batches
+            if all(index in earlier for index in batch)
+            for index in batch
         }
         if texts:
             print(f"resuming generation: {len(texts)} of {len(prompts)} prompts already done in {resume.path}",
                   file=sys.stderr)
         _rewrite(resume.path, fingerprint, ids, texts)
         handle = resume.path.open("a", encoding="utf-8")
-    todo = [start for start in starts if start not in texts]
+    todo = [number for number, batch in enumerate(batches) if batch[0] not in texts]
+    share_prefill = config.share_prefill and _expansion(config) > 1 and not _prepends_virtual_tokens(model)
     try:
-        bar = tqdm(total=len(starts), initial=len(starts) - len(todo), desc="generate", unit="batch",
+        bar = tqdm(total=len(batches), initial=len(batches) - len(todo), desc="generate", unit="batch",
                    disable=not progress)
-        for start in todo:
-            batch = prompts[start : start + config.batch_size]
+        for number in todo:
+            batch = batches[number]
             # Per batch, not per run: a resumed run draws for each batch what an uninterrupted one draws.
-            torch.manual_seed(config.seed + start)
-            encoded = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
-            output = model.generate(**encoded, **kwargs)
+            torch.manual_seed(config.seed + number * config.batch_size)
+            encoded = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True).to(model.device)
+            # A one-token prompt leaves nothing to prefill.
+            prefill = share_prefill and bool(encoded["attention_mask"][:, :-1].sum(1).min() > 0)
+            extra = {"past_key_values": _prefill(model, encoded, _expansion(config))} if prefill else {}
+            output = model.generate(**encoded, **extra, **kwargs)
             decoded = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
             rows = []
-            for offset in range(len(batch)):
-                texts[start + offset] = decoded[offset * config.k : (offset + 1) * config.k]
-                rows.append(_row(start + offset, ids[start + offset], texts[start + offset]))
+            for offset, index in enumerate(batch):
+                texts[index] = decoded[offset * config.k : (offset + 1) * config.k]
+                rows.append(_row(index, ids[index], texts[index]))
             if handle is not None:
                 handle.write("".join(rows))  # one write per batch; flushed so a kill keeps it
                 handle.flush()

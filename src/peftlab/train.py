@@ -22,6 +22,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from peftlab.checkpoints import MarkCompleteCheckpoints, atomic_directory, newest_complete_checkpoint
 from peftlab.config import Config
 from peftlab.data.examples import CompletionCollator
+from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_training_method
 from peftlab.models import load_model, load_tokenizer
@@ -44,6 +45,31 @@ class StopOnRequest(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+
+class PackedTrainer(Trainer):
+    """Trains on packed rows (``peftlab.data.packing``) one row at a time within each optimiser step.
+
+    Why row by row: activation memory then follows one row (at most ``model.max_length`` tokens), not the
+    whole batch, at no cost in arithmetic; the gradients are summed over the rows and the loss is divided
+    by the step's label count, so the update equals the whole batch's. Each row is cut to its own length
+    first (the filler that evens rows out for the collated tensor is never computed in training).
+    """
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        lengths = inputs.pop(ROW_LENGTHS).tolist()
+        if num_items_in_batch is None:  # the Trainer counts it; this keeps the division the same without it
+            num_items_in_batch = (inputs["labels"][:, 1:] != -100).sum()
+        loss = 0.0
+        for row, length in enumerate(lengths):
+            one_row = {key: value[row:row + 1, :length] if torch.is_tensor(value) else value
+                       for key, value in inputs.items()}
+            loss = loss + super().training_step(model, one_row, num_items_in_batch)
+        return loss
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = {key: value for key, value in inputs.items() if key != ROW_LENGTHS}  # evaluation: whole batch
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
 
 def tokenize_split(prompt_format, records: list[dict], max_length: int) -> list[dict]:
@@ -125,6 +151,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
     torch.manual_seed(config.train.seed)
     model = method.apply(load_model(config.model.name, quantization_config=method.quantization_config()))
     parameters = count_parameters(model)
+    packed = config.train.packing and method.trains_packed
 
     args = TrainingArguments(
         output_dir=str(run.checkpoints),
@@ -147,7 +174,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         logging_steps=1,
-        include_num_input_tokens_seen="non_padding",
+        include_num_input_tokens_seen="all" if packed else "non_padding",  # packed rows hold no padding
         report_to=[],
         seed=config.train.seed,
         data_seed=config.train.seed,
@@ -155,12 +182,13 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         dataloader_pin_memory=torch.cuda.is_available(),
     )
     stop = stop or StopOnRequest()
-    trainer = Trainer(
+    trainer = (PackedTrainer if packed else Trainer)(
         model=model,
         args=args,
         train_dataset=train_set,
         eval_dataset=validation_set or None,
-        data_collator=CompletionCollator(tokenizer.pad_token_id),
+        data_collator=PackedCollator(tokenizer.pad_token_id, config.model.max_length) if packed else CompletionCollator(tokenizer.pad_token_id),
+        compute_loss_func=packed_causal_lm_loss if packed else None,
         callbacks=[stop, MarkCompleteCheckpoints(training_fingerprint(config)), *callbacks],
     )
     if checkpoint:
@@ -194,5 +222,6 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         "peak_memory_mb": peak_memory_mb(),
         "adapter_mb": _directory_mb(run.adapter),
         "resumed_from": checkpoint.name if checkpoint else None,
+        "packed": packed,
         **prompt_format.record(),
     }

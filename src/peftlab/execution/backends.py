@@ -40,7 +40,7 @@ def _is_under(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _interpreter_paths() -> tuple[str, ...]:
     """Directories the interpreter needs (prefixes, executable, import path), outermost only."""
     prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
@@ -100,6 +100,11 @@ class Impl:
     tool: str | None  # bwrap / unshare executable
     drop_uid: bool  # the launcher moves the program to SANDBOX_UID via a user namespace
     popen_uid: int | None  # pgroup only: Popen(user=...)
+
+    @property
+    def poolable(self) -> bool:
+        """Whether runs may be forked by a pool's zygote (pool.py): namespaced backends, as root."""
+        return self.backend.pid_namespace and self.drop_uid
 
     def command(self, spec: dict, launcher_argv: list[str]) -> list[str]:
         name, root = self.backend.name, os.geteuid() == 0

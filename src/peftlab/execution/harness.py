@@ -18,19 +18,17 @@ tests could not run; not the candidate's fault).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import secrets
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from peftlab.execution import runner
-from peftlab.execution.sandbox import Limits, run
+from peftlab.execution.sandbox import Limits, run_runner
 
 STATUSES = ("passed", "failed", "timeout", "error")
-RUNNER_NAME = "peftlab_runner.py"
 STARTUP_ALLOWANCE = 5.0  # seconds on top of the candidate's budget before the sandbox is killed
 OUTPUT_KEPT = 4096  # bytes of the program's stdout kept in a Verdict (thousands are held at once)
 
@@ -48,6 +46,7 @@ class Verdict:
     output: str = ""  # the start of the program's stdout, for debugging
 
 
+@functools.lru_cache(maxsize=1024)  # every sample of a problem has the same tests
 def count_cases(tests: str, check_name: str = "check", entry_point: str | None = None) -> int:
     """Number of test cases in ``tests``. Raises ValueError if it has no ``check_name`` function."""
     return sum(is_case for _, is_case in runner.split_cases(tests, check_name, entry_point))
@@ -111,9 +110,7 @@ def run_tests(program: str, entry_point: str, tests: str, *, setup: str = "", ch
     job = {"nonce": nonce, "program": program, "entry_point": entry_point, "tests": tests, "setup": setup,
            "check_name": check_name, "timeout": float(timeout)}
     limits = limits or Limits(wall_seconds=float(timeout) + STARTUP_ALLOWANCE, cpu_seconds=math.ceil(timeout) + 2)
-    result = run([sys.executable, "-I", RUNNER_NAME], limits=limits, backend=backend,
-                 files={RUNNER_NAME: Path(runner.__file__).read_text(encoding="utf-8")},
-                 control_input=json.dumps(job).encode())
+    result = run_runner(limits=limits, backend=backend, control_input=json.dumps(job).encode())
     status, reason, passed = judge(_records(result.control_output, nonce), total, result.timed_out,
                                    result.returncode, result.stderr, limits.wall_seconds)
     return Verdict(status, reason, passed, total, result.wall_seconds, result.backend,

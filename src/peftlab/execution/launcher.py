@@ -1,8 +1,11 @@
 """Trusted first stage that runs *inside* the sandbox, before any untrusted code.
 
 This file is standalone (standard library only): :mod:`peftlab.execution.sandbox` reads its text and runs it
-as ``python -I -S -c <this source> <spec json>`` under bubblewrap, ``unshare`` or a plain process group. It
-finishes the confinement that those tools cannot do on their own, then ``exec``\\ s the real program:
+as ``python -I -S -c <this source> <spec json>`` under bubblewrap, ``unshare`` or a plain process group (for
+the test runner: ``python -I -c <this source> <spec json> <runner.py source>``, and a pool's zygote calls
+:func:`launch` for each run, see zygote.py). It finishes the confinement that those tools cannot do on their
+own, then ``exec``\\ s the real program - or, for the test runner, calls its ``supervise`` in this process
+once everything below is done, with the same environment, fds and working directory an exec would give:
 
 * ``mounts`` (``unshare`` backend): every mount becomes read-only, ``/tmp`` (and any directory the sandbox
   user may not enter) is hidden under an empty tmpfs, the interpreter's directories are bound back
@@ -155,7 +158,8 @@ def _map_child(pid, uid, gid, report_r, go_w):
 def drop_capabilities():
     """Empty every capability set (bounding, ambient, effective, permitted, inheritable); set no_new_privs."""
     try:
-        last = int(open("/proc/sys/kernel/cap_last_cap").read())
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            last = int(fh.read())
     except OSError:
         last = 40
     for cap in range(last + 1):
@@ -220,7 +224,9 @@ def _move_control_fds(fd_in, fd_out):
     os.closerange(CONTROL_OUT_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
-def finish_and_exec(spec):
+def finish_and_exec(spec, main=None):
+    """The last steps before the program; ``main`` (a trusted function, the test runner) runs in this very
+    process in place of ``exec``: same confinement, same environment, fds and working directory."""
     linux = sys.platform.startswith("linux")
     if linux:
         if spec["fork"]:
@@ -230,7 +236,36 @@ def finish_and_exec(spec):
     apply_limits(spec["limits"], linux)
     os.chdir(spec["workdir"])
     os.umask(0o022)
-    os.execve(spec["argv"][0], spec["argv"], spec["env"])
+    if main is None:
+        os.execve(spec["argv"][0], spec["argv"], spec["env"])
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    sys.argv = list(spec["argv"][1:]) or [""]
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - a bug of the trusted runner: report it like an interpreter would
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def load_module(name, source):
+    """A standalone trusted module (the runner) from its source, registered in ``sys.modules``."""
+    module = type(sys)(name)
+    module.SOURCE = source
+    sys.modules[name] = module
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)  # noqa: S102 - our own trusted code
+    return module
 
 
 def _wait_for(child):
@@ -273,11 +308,17 @@ def _kill_children():
 
 def main(argv):
     spec = json.loads(argv[1])
+    runner = load_module("peftlab_runner", argv[2]) if len(argv) > 2 else None
+    launch(spec, runner.supervise if runner else None)
+
+
+def launch(spec, main=None):
+    """Finish the confinement described by ``spec`` and start the program (or ``main``, see above)."""
     try:
         if spec["mounts"]:
             setup_mounts(spec["mounts"])
         if not spec["fork"]:
-            finish_and_exec(spec)
+            finish_and_exec(spec, main)
         if spec.get("subreaper"):
             _prctl(PR_SET_CHILD_SUBREAPER, 1)  # descendants that leave the process group still come back here
         report_r, report_w = os.pipe()
@@ -289,7 +330,7 @@ def main(argv):
                 os.close(go_w)
                 if spec["drop_uid"]:
                     _enter_unprivileged_userns(report_w, go_r)
-                finish_and_exec(spec)
+                finish_and_exec(spec, main)
             except BaseException as exc:  # noqa: BLE001 - report any setup failure, never run the program
                 print(f"peftlab-launcher: {exc}", file=sys.stderr, flush=True)
             os._exit(SETUP_FAILED)

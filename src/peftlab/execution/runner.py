@@ -1,7 +1,8 @@
 """The trusted test runner that executes *inside* the sandbox (standard library only).
 
-:func:`peftlab.execution.harness.run_tests` copies this file into the sandbox's work directory and runs
-``python -I peftlab_runner.py``. It becomes two processes that share no secret:
+:func:`peftlab.execution.harness.run_tests` has it started inside the sandbox by the launcher, in the
+launcher's own (confined, unprivileged) process: no second interpreter, no file in the work directory (see
+``launcher.finish_and_exec``). It becomes two processes that share no secret:
 
 * the **supervisor** (trusted) first forks the **worker**, *before* it reads anything: the job and the
   per-run nonce arrive afterwards on fd 3, so they were never in the worker's memory. It then sets itself
@@ -16,7 +17,9 @@
   result. Only ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes`` and (nested)
   ``list``/``tuple``/``set``/``frozenset``/``dict`` of exactly those types can cross back; anything else (an
   object whose ``__eq__`` always returns True, an ``int`` subclass, a generator) fails the case. If it dies,
-  a fresh interpreter is started for the next case.
+  a fresh interpreter (``python -I -c <this source> worker``) is started for the next case.
+
+``python -I peftlab_runner.py`` runs it directly (fds 3 and 4 open), as the launcher would.
 """
 
 from __future__ import annotations
@@ -132,6 +135,7 @@ def _fork_worker():
                 except OSError:
                     pass
             os.setsid()
+            _set_dumpable(1)  # as after an exec: a uid change may have cleared it (see launcher.py)
             work(req_r, resp_w)
         finally:
             os._exit(0)
@@ -157,7 +161,9 @@ class _Worker:
             self.resp_r, resp_w = os.pipe()
             import subprocess  # only after a crash: a fresh interpreter, so no copy of the nonce
 
-            argv = [sys.executable, "-I", os.path.abspath(__file__), "worker", str(req_r), str(resp_w)]
+            source = globals().get("SOURCE")  # set when the runner was loaded from its text (launcher.py)
+            code = ["-c", source] if source else [os.path.abspath(__file__)]
+            argv = [sys.executable, "-I", *code, "worker", str(req_r), str(resp_w)]
             self.pid = subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=(req_r, resp_w),
                                         start_new_session=True).pid
             os.close(req_r)
@@ -274,14 +280,18 @@ def _run_statement(stmt: ast.stmt, namespace: dict, source: str) -> tuple[str, s
         return "failed", one_line(f"{type(exc).__name__}: {exc}")
 
 
-def supervise() -> None:
-    spare = _fork_worker()
+def _set_dumpable(value: int) -> None:
     try:
         import ctypes
 
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
+        ctypes.CDLL(None).prctl(4, value, 0, 0, 0)  # PR_SET_DUMPABLE
     except (OSError, AttributeError):
         pass
+
+
+def supervise() -> None:
+    spare = _fork_worker()
+    _set_dumpable(0)
     with os.fdopen(3, "rb") as control_in:
         job = json.loads(control_in.read())
     nonce = job.pop("nonce")

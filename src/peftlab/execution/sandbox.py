@@ -3,14 +3,17 @@
 Public API::
 
     run(argv, *, limits=None, files=None, control_input=b"", backend=None) -> RunResult
+    run_runner(*, limits=None, control_input=b"", backend=None) -> RunResult   # the trusted test runner
     available_backends() -> tuple[Backend, ...]     # probed once per process, best first
     get_backend(name=None) -> Backend                # raises UserError for an unknown/unavailable name
 
 Three backends, chosen at runtime (first that works): ``bwrap`` (bubblewrap), ``unshare`` (util-linux) and
 ``pgroup`` (a bare process group, the only one off Linux). Every run gets a fresh work directory (removed
 afterwards), stdin from ``/dev/null``, a clean environment, CPU/memory/file-size/open-file limits, a capped
-stdout/stderr, a wall-clock limit, and ends with every process of the run killed and reaped. See
-docs/sandbox.md for exactly what each backend guarantees.
+stdout/stderr, a wall-clock limit, and ends with every process of the run killed and reaped. As root,
+``bwrap`` and ``unshare`` runs are forked from a warm, trusted interpreter inside a long-lived sandbox of
+that backend, each into fresh namespaces of its own (pool.py, zygote.py); otherwise every run starts its own
+sandbox. See docs/sandbox.md for exactly what each backend guarantees.
 
 Two private pipes connect the caller to the program: ``control_input`` is readable on fd 3 inside, and
 whatever the program writes to fd 4 comes back as ``RunResult.control_output``.
@@ -23,7 +26,6 @@ import json
 import logging
 import os
 import secrets
-import selectors
 import shutil
 import signal
 import subprocess
@@ -34,13 +36,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from peftlab.errors import UserError
-from peftlab.execution.backends import BACKEND_ORDER, SANDBOX_UID, Backend, Impl, make_impl
+from peftlab.execution.backends import (
+    BACKEND_ORDER,
+    SANDBOX_UID,
+    Backend,
+    Impl,
+    make_impl,
+)
+from peftlab.execution.pipes import pump
+from peftlab.execution.pool import POOLS, Pool, PoolError
+from peftlab.execution.pool import sources as pool_sources
 
 log = logging.getLogger(__name__)
 
 MARKER_VAR = "PEFTLAB_SANDBOX"
-_CONTROL_OUTPUT_CAP = 8 << 20
-_EXIT_GRACE_SECONDS = 1.0
+RUNNER_NAME = "peftlab_runner.py"  # what the in-sandbox test runner calls itself (sys.argv[0])
+_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 @dataclass(frozen=True)
@@ -70,9 +81,8 @@ class RunResult:
     backend: str
 
 
-@functools.lru_cache(maxsize=None)
-def _launcher_source() -> str:
-    return Path(__file__).with_name("launcher.py").read_text(encoding="utf-8")
+def _source(name: str) -> str:
+    return pool_sources()[("launcher.py", "runner.py").index(name)]
 
 
 def _limits_spec(limits: Limits, impl: Impl) -> dict:
@@ -125,65 +135,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-class _Capped:
-    def __init__(self, cap: int):
-        self.cap, self.parts, self.size, self.dropped = cap, [], 0, 0
-
-    def add(self, data: bytes) -> None:
-        room = max(0, self.cap - self.size)
-        self.parts.append(data[:room])
-        self.size += min(room, len(data))
-        self.dropped += max(0, len(data) - room)
-
-    def value(self) -> bytes:
-        return b"".join(self.parts)
-
-
-def _pump(proc, in_w: int, control_input: bytes, out_r: int, limits: Limits, deadline: float):
-    """Feed fd 3, collect stdout/stderr/fd 4 (capped) until all close, the process ends, or the deadline."""
-    sel = selectors.DefaultSelector()
-    sinks = {proc.stdout.fileno(): _Capped(limits.max_output_bytes),
-             proc.stderr.fileno(): _Capped(limits.max_output_bytes), out_r: _Capped(_CONTROL_OUTPUT_CAP)}
-    for fd in sinks:
-        sel.register(fd, selectors.EVENT_READ)
-    pending = memoryview(control_input)
-    os.set_blocking(in_w, False)
-    sel.register(in_w, selectors.EVENT_WRITE)
-    timed_out, exited_at = False, None
-    while sel.get_map():
-        now = time.monotonic()
-        if now >= deadline:
-            timed_out = True
-            break
-        if exited_at is None and proc.poll() is not None:
-            exited_at = now
-        if exited_at is not None and now - exited_at > _EXIT_GRACE_SECONDS:
-            break  # something outside the main process still holds a pipe; it is killed next
-        for key, _ in sel.select(min(0.1, deadline - now)):
-            fd = key.fd
-            try:
-                if fd == in_w:
-                    pending = pending[os.write(in_w, pending[: 1 << 16]):]
-                    data = b"" if not pending else None
-                else:
-                    data = os.read(fd, 1 << 16)
-                    if data:
-                        sinks[fd].add(data)
-            except (BrokenPipeError, BlockingIOError):
-                data = b"" if fd == in_w else None
-            if data == b"":
-                sel.unregister(fd)
-                if fd == in_w:
-                    os.close(in_w)
-    for fd in list(sel.get_map()):
-        sel.unregister(fd)
-        if fd == in_w:
-            os.close(in_w)
-    sel.close()
-    out, err, ctl = (sinks[proc.stdout.fileno()], sinks[proc.stderr.fileno()], sinks[out_r])
-    return out.value(), err.value(), ctl.value(), bool(out.dropped or err.dropped), timed_out
-
-
 def _remove_tree(path: str) -> None:
     def retry(func, target, _exc):
         try:
@@ -196,46 +147,93 @@ def _remove_tree(path: str) -> None:
     shutil.rmtree(path, onerror=retry)
 
 
-def _execute(impl: Impl, argv, limits: Limits, files, control_input: bytes) -> RunResult:
+def _prepare(workdir: str, files, impl: Impl) -> dict:
+    """Write ``files`` into the work dir, hand it to the sandbox uid; the run's environment."""
+    for rel, content in (files or {}).items():
+        target = Path(workdir, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content.encode() if isinstance(content, str) else content)
+    if impl.backend.host_uid != os.geteuid():
+        for root, dirs, names in os.walk(workdir):
+            for item in [root] + [os.path.join(root, n) for n in dirs + names]:
+                os.chown(item, impl.backend.host_uid, impl.backend.host_uid)
+    return {"PATH": _PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1", MARKER_VAR: secrets.token_hex(16)}
+
+
+def _argv(argv, runner: bool) -> list[str]:
+    return [sys.executable, RUNNER_NAME] if runner else [str(a) for a in argv]
+
+
+def _execute(impl: Impl, argv, limits: Limits, files, control_input: bytes, runner: bool = False) -> RunResult:
+    pool = POOLS.get(impl.backend.name)
+    if pool is not None:
+        for attempt in range(2):  # a pool that died is restarted once; one that cannot restart is dropped
+            try:
+                return _execute_pooled(pool, impl, argv, limits, files, control_input, runner)
+            except PoolError as exc:
+                log.warning("sandbox: the %s pool failed (%s)%s", impl.backend.name, exc,
+                            "; restarting it" if not attempt else "; one sandbox per run from now on")
+        POOLS.pop(impl.backend.name, None)
+        pool.close()
+    return _execute_once(impl, argv, limits, files, control_input, runner)
+
+
+def _execute_pooled(pool: Pool, impl: Impl, argv, limits, files, control_input: bytes, runner: bool) -> RunResult:
+    """One run forked by the backend's pool (pool.py). Over when the keeper reports: nothing is left."""
+    workdir = pool.workdir()
+    try:
+        env = _prepare(workdir, files, impl)
+        request = {"workdir": workdir, "drop_uid": {"uid": SANDBOX_UID, "gid": SANDBOX_UID},
+                   "limits": _limits_spec(limits, impl), "argv": _argv(argv, runner), "env": env, "runner": runner}
+        start = time.monotonic()
+        handle = pool.submit(request)
+        try:
+            out, err, ctl, truncated, timed_out = pump(handle.poll, handle.pipes, control_input,
+                                                       limits.max_output_bytes, start + limits.wall_seconds)
+        finally:
+            handle.finish()
+            for fd in (handle.pipes[0], handle.pipes[1], handle.pipes[3]):
+                os.close(fd)
+        return RunResult(None if timed_out else handle.returncode, out, err, ctl, timed_out, truncated,
+                         time.monotonic() - start, impl.backend.name)
+    finally:
+        _remove_tree(workdir)
+
+
+def _execute_once(impl: Impl, argv, limits: Limits, files, control_input: bytes, runner: bool) -> RunResult:
+    """One run in a sandbox of its own: the backend's tool, then the launcher, started for this run only."""
     workdir = tempfile.mkdtemp(prefix="peftlab-sbx-")
-    token = secrets.token_hex(16)
-    marker = f"{MARKER_VAR}={token}".encode()
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     try:
-        for rel, content in (files or {}).items():
-            target = Path(workdir, rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content.encode() if isinstance(content, str) else content)
-        if impl.backend.host_uid != os.geteuid():
-            for root, dirs, names in os.walk(workdir):
-                for item in [root] + [os.path.join(root, n) for n in dirs + names]:
-                    os.chown(item, impl.backend.host_uid, impl.backend.host_uid)
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
-               "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", MARKER_VAR: token}
+        env = _prepare(workdir, files, impl)
+        marker = f"{MARKER_VAR}={env[MARKER_VAR]}".encode()
         subreaper = impl.backend.name == "pgroup" and sys.platform.startswith("linux")
         spec = {"fork": impl.backend.name == "unshare" or impl.drop_uid or subreaper, "subreaper": subreaper,
                 "drop_uid": None, "mounts": None,
                 "fd_in": in_r, "fd_out": out_w, "limits": _limits_spec(limits, impl), "workdir": workdir,
-                "argv": [str(a) for a in argv], "env": env}
+                "argv": _argv(argv, runner), "env": env}
         if impl.drop_uid:
             spec["drop_uid"] = {"uid": SANDBOX_UID, "gid": SANDBOX_UID}
-        launcher = [sys.executable, "-I", "-S", "-c", _launcher_source()]
-        command = impl.command(spec, launcher)
-        command.append(json.dumps(spec))
+        # The test runner runs in the launcher's own interpreter (site enabled, as for any program).
+        flags = ["-I"] if runner else ["-I", "-S"]
+        command = impl.command(spec, [sys.executable, *flags, "-c", _source("launcher.py")])
+        command += [json.dumps(spec), *([_source("runner.py")] if runner else [])]
         start = time.monotonic()
         popen_user = {} if impl.popen_uid is None else {
             "user": impl.popen_uid, "group": impl.popen_uid, "extra_groups": []}
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 pass_fds=(in_r, out_w), start_new_session=True, cwd=workdir,
-                                env={"PATH": env["PATH"], MARKER_VAR: token}, **popen_user)
+                                env={"PATH": _PATH, MARKER_VAR: env[MARKER_VAR]}, **popen_user)
         os.close(in_r)
         os.close(out_w)
         in_r = out_w = -1
         try:
-            out, err, ctl, truncated, timed_out = _pump(proc, in_w, control_input, out_r, limits,
-                                                        start + limits.wall_seconds)
+            pipes = (proc.stdout.fileno(), proc.stderr.fileno(), in_w, out_r)
+            out, err, ctl, truncated, timed_out = pump(proc.poll, pipes, control_input,
+                                                       limits.max_output_bytes, start + limits.wall_seconds)
             in_w = -1
         finally:
             _kill_everything(proc, marker)
@@ -256,7 +254,33 @@ def _execute(impl: Impl, argv, limits: Limits, files, control_input: bytes) -> R
 _PROBE = "import os; print('peftlab-probe-ok', os.getuid())"
 
 
-@functools.lru_cache(maxsize=None)
+def _probe(impl: Impl) -> str | None:
+    """None if a tiny program ran (printing its warnings, if any), else what went wrong."""
+    result = _execute(impl, [sys.executable, "-I", "-S", "-c", _PROBE], Limits(wall_seconds=30), {}, b"")
+    if result.returncode == 0 and b"peftlab-probe-ok" in result.stdout:
+        for line in result.stderr.decode(errors="replace").splitlines():
+            log.warning("sandbox backend %s: %s", impl.backend.name, line)
+        return None
+    return (result.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+
+
+def _probe_pooled(impl: Impl) -> bool:
+    """Run the probe through a pool (pool.py) for ``impl``; keep the pool if that works."""
+    pool = POOLS[impl.backend.name] = Pool(impl, _PATH)
+    try:
+        pool.start()
+        detail = _probe(impl)
+    except PoolError as exc:
+        detail = str(exc)
+    if detail is None:
+        return True
+    POOLS.pop(impl.backend.name, None)
+    pool.close()
+    log.warning("sandbox backend %s: no pool (%s); one sandbox per run", impl.backend.name, detail)
+    return False
+
+
+@functools.cache
 def _probed() -> tuple[Impl, ...]:
     """Backends whose probe run succeeded, best first. Raises UserError off POSIX or if none works."""
     if os.name != "posix":
@@ -267,14 +291,11 @@ def _probed() -> tuple[Impl, ...]:
         if impl is None:
             log.info("sandbox backend %s: not available on this machine", name)
             continue
-        result = _execute(impl, [sys.executable, "-I", "-S", "-c", _PROBE], Limits(wall_seconds=30), {}, b"")
-        if result.returncode == 0 and b"peftlab-probe-ok" in result.stdout:
+        detail = None if impl.poolable and _probe_pooled(impl) else _probe(impl)
+        if detail is None:
             working.append(impl)
-            for line in result.stderr.decode(errors="replace").splitlines():
-                log.warning("sandbox backend %s: %s", name, line)
         else:
-            detail = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            log.warning("sandbox backend %s does not work here (%s)", name, detail[0])
+            log.warning("sandbox backend %s does not work here (%s)", name, detail)
     if not working:
         raise UserError("no sandbox backend works on this machine; see the warnings above and docs/sandbox.md")
     best = working[0].backend
@@ -315,6 +336,19 @@ def run(argv, *, limits: Limits | None = None, files: dict | None = None, contro
     Raises UserError when ``backend`` is unknown or unavailable; OSError only for failures of the host
     itself (no temporary directory, no pipes). The program's own failures are reported in the result.
     """
+    return _execute(_impl(backend), argv, limits or Limits(), files, control_input)
+
+
+def run_runner(*, limits: Limits | None = None, control_input: bytes = b"",
+               backend: str | Backend | None = None) -> RunResult:
+    """Run the trusted test runner (runner.py) in a fresh sandbox, job on fd 3 (see harness.py).
+
+    Same confinement as :func:`run`; the runner starts in the launcher's interpreter (or the pool's fork of
+    it) instead of a second one.
+    """
+    return _execute(_impl(backend), None, limits or Limits(), None, control_input, runner=True)
+
+
+def _impl(backend) -> Impl:
     wanted = get_backend(backend.name if isinstance(backend, Backend) else backend)
-    impl = next(i for i in _probed() if i.backend == wanted)
-    return _execute(impl, argv, limits or Limits(), files, control_input)
+    return next(i for i in _probed() if i.backend == wanted)

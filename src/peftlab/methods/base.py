@@ -43,6 +43,9 @@ class AdaptationMethod(Method):
     default_learning_rate: ClassVar[float]
     replaces_base_model: ClassVar[bool] = False
     """True when :meth:`save` writes a whole model, so :meth:`load` needs no base model (full fine-tuning)."""
+    trains_packed: ClassVar[bool] = True
+    """Whether it can train on padding-free packed rows (``peftlab.data.packing``); methods that prepend
+    virtual tokens cannot, and train on padded batches."""
 
     def quantization_config(self):
         """A ``transformers`` quantization config for loading the base model, or ``None`` (full precision)."""

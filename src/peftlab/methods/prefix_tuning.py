@@ -12,6 +12,7 @@ class PrefixTuning(AdaptationMethod):
     name = "prefix-tuning"
     options = ("num_virtual_tokens", "prefix_projection")
     default_learning_rate = 3e-2
+    trains_packed = False  # PEFT prepends virtual tokens and drops position_ids (peftlab.data.packing)
     source = "20 virtual tokens, lr 3e-2 as in Weyssow et al. 2023; projection off by default (our choice)"
 
     def prefix_config(self, model):

@@ -12,6 +12,7 @@ class PromptTuning(AdaptationMethod):
     name = "prompt-tuning"
     options = ("num_virtual_tokens", "prompt_init", "prompt_init_text")
     default_learning_rate = 3e-3
+    trains_packed = False  # PEFT prepends virtual tokens and drops position_ids (peftlab.data.packing)
     source = "20 virtual tokens, lr 3e-3 as in Weyssow et al. 2023 / Storhaug & Li 2024"
 
     def validate(self) -> None:

@@ -1,0 +1,120 @@
+"""Padding-free packed training (peftlab.data.packing): the same loss as padded batches, no attention
+across example boundaries, and the training path that uses it."""
+
+import pytest
+import torch
+
+from peftlab.config import load_config
+from peftlab.data.examples import IGNORE_INDEX, CompletionCollator
+from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
+from peftlab.train import train
+from tests.conftest import build_tiny_llama
+
+VOCAB = 97
+
+
+def _examples(lengths_and_prompts, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    examples = []
+    for length, prompt in lengths_and_prompts:
+        ids = torch.randint(1, VOCAB, (length,), generator=generator).tolist()
+        examples.append({"input_ids": ids, "labels": [IGNORE_INDEX] * prompt + ids[prompt:]})
+    return examples
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_tiny_llama(VOCAB, seed=3).eval()
+
+
+@pytest.mark.parametrize("row_tokens", [31, 64, 1000], ids=["row-per-example-or-so", "two-rows", "one-row"])
+def test_packed_loss_and_gradients_equal_padded(model, row_tokens):
+    examples = _examples([(23, 9), (7, 3), (31, 30), (12, 1)])
+    padded = CompletionCollator(pad_token_id=0)(examples)
+    model.zero_grad()
+    reference = model(**padded).loss  # transformers' own shifted causal-LM loss, mean over label tokens
+    reference.backward()
+    reference_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    model.zero_grad()
+    packed = PackedCollator(0, row_tokens)(examples)
+    labels = packed.pop("labels")
+    lengths = packed.pop(ROW_LENGTHS).tolist()
+    loss = packed_causal_lm_loss(model(**packed), labels)
+    loss.backward()
+
+    rows, width = packed["input_ids"].shape
+    assert width <= max(row_tokens, 31)
+    assert rows == {31: 3, 64: 2, 1000: 1}[row_tokens]
+    assert sorted(lengths) == {31: [12, 23 + 7, 31], 64: [12, 31 + 23 + 7], 1000: [73]}[row_tokens]
+    assert packed["logits_to_keep"].sum().item() == 14 + 4 + 1 + 11  # logits only where a label follows
+    torch.testing.assert_close(loss, reference, rtol=0, atol=1e-5)
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(parameter.grad, reference_grads[name], rtol=0, atol=1e-5)
+
+
+def test_loss_divides_by_the_accumulated_label_count(model):
+    packed = PackedCollator(0, 64)(_examples([(10, 4), (8, 2)]))
+    labels = packed.pop("labels")
+    packed.pop(ROW_LENGTHS)
+    outputs = model(**packed)
+    mean = packed_causal_lm_loss(outputs, labels)
+    # The Trainer passes the label count of all micro-batches of one optimiser step.
+    assert packed_causal_lm_loss(outputs, labels, num_items_in_batch=24).item() == pytest.approx(mean.item() * 12 / 24)
+
+
+def test_no_token_attends_across_an_example_boundary(model):
+    first, second = _examples([(15, 5), (11, 3)])
+    alone = {}
+    with torch.no_grad():
+        for name, example in (("first", first), ("second", second)):
+            alone[name] = model(input_ids=torch.tensor([example["input_ids"]])).logits[0]
+        packed = PackedCollator(0, 64)([first, second])
+        for key in ("labels", "logits_to_keep", ROW_LENGTHS):
+            packed.pop(key)
+        logits = model(**packed).logits[0]
+        # Change every token of the first example: the second one's logits must not move.
+        changed = PackedCollator(0, 64)([{**first, "input_ids": [(t % (VOCAB - 1)) + 1 for t in first["input_ids"][::-1]]}, second])
+        for key in ("labels", "logits_to_keep", ROW_LENGTHS):
+            changed.pop(key)
+        changed_logits = model(**changed).logits[0]
+    torch.testing.assert_close(logits[:15], alone["first"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(logits[15:], alone["second"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(changed_logits[15:], logits[15:], rtol=0, atol=1e-6)
+
+
+def test_a_response_without_prompt_is_never_predicted_from_the_previous_example():
+    packed = PackedCollator(0, 64)(_examples([(5, 2), (4, 0)]))
+    # The second example's first token is at position 5: position 4 (the first example's last token)
+    # must not be trained to predict it.
+    assert packed["labels"][0, 5].item() == IGNORE_INDEX
+    assert 4 not in packed["logits_to_keep"].tolist()
+
+
+def _train(tiny_model_dir, tiny_data_dir, run_dir, *extra):
+    config = load_config(None, [
+        f"model.name={tiny_model_dir}", f"data.dir={tiny_data_dir}", f"output_dir={run_dir}",
+        "train.batch_size=4", "train.max_steps=4", "train.eval_every=0.5", "train.learning_rate=0.01",
+        *extra,
+    ])
+    return train(config, run_dir)
+
+
+def test_training_packed_equals_padded(tiny_model_dir, tiny_data_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    no_dropout = "method.dropout=0.0"  # dropout masks depend on the batch's shape: off, for exact equality
+    packed = _train(tiny_model_dir, tiny_data_dir, tmp_path / "packed", no_dropout)
+    padded = _train(tiny_model_dir, tiny_data_dir, tmp_path / "padded", no_dropout, "train.packing=false")
+    assert packed["packed"] is True and padded["packed"] is False
+    assert packed["train_loss"] == pytest.approx(padded["train_loss"], abs=1e-5)
+    assert packed["best_eval_loss"] == pytest.approx(padded["best_eval_loss"], abs=1e-5)
+    one = load_file(tmp_path / "packed" / "adapter" / "adapter_model.safetensors")
+    other = load_file(tmp_path / "padded" / "adapter" / "adapter_model.safetensors")
+    for name in one:
+        torch.testing.assert_close(one[name], other[name], rtol=0, atol=1e-5)
+
+
+def test_prompt_tuning_trains_on_padded_batches(tiny_model_dir, tiny_data_dir, tmp_path):
+    metrics = _train(tiny_model_dir, tiny_data_dir, tmp_path / "pt", "method.name=prompt-tuning", "train.max_steps=1")
+    assert metrics["packed"] is False
