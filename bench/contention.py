@@ -6,8 +6,7 @@ with default torch threading (what a second user's job, or a second peftlab, doe
 fresh process, because OpenMP reads its environment once, when torch is imported.
 
 Conditions: libgomp's default waiting policy (one thread per CPU; waiting threads spin before they sleep),
-``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep at once; what ``import peftlab`` sets unless the user set a
-policy), and that with ``PEFTLAB_THREADS=1``. The competitor always runs with libgomp's default.
+``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep at once), and that with ``PEFTLAB_THREADS=1``. The competitor always runs with libgomp's default.
 
     python bench/contention.py                 # writes bench/results/contention.{md,json}
 """
@@ -24,17 +23,16 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 CONDITIONS = {
-    # An empty OMP_WAIT_POLICY is ignored by libgomp (its default: spin a while, then sleep) and keeps
-    # peftlab from choosing PASSIVE: what peftlab did before it set the policy.
+    # An empty OMP_WAIT_POLICY is ignored by libgomp: its default (spin a while, then sleep), peftlab's too.
     "libgomp default (spin)": {"OMP_WAIT_POLICY": ""},
-    "OMP_WAIT_POLICY=PASSIVE (peftlab's default)": {},
-    "PASSIVE + PEFTLAB_THREADS=1": {"PEFTLAB_THREADS": "1"},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "PASSIVE + PEFTLAB_THREADS=1": {"OMP_WAIT_POLICY": "PASSIVE", "PEFTLAB_THREADS": "1"},
 }
 
 
 def workload(rounds: int) -> float:
     """Seconds for ``rounds`` of: forward + backward over two 320-token rows, greedy 24 tokens for 4 prompts."""
-    import peftlab  # noqa: F401, I001  (first: sets the OpenMP environment before torch starts its threads)
+    import peftlab  # noqa: F401, I001  (first: applies PEFTLAB_THREADS before torch starts its threads)
     import torch
 
     from peftlab.models import load_model, load_tokenizer
