@@ -73,14 +73,9 @@ def baseline(config, run_dir: Path, steps: list, losses: list) -> dict:
 
     from peftlab.methods import get_training_method
     from peftlab.models import load_model, load_tokenizer
-    from peftlab.prompt_format import resolve_prompt_format
-    from peftlab.tasks import get_task
-    from peftlab.train import tokenize_split
 
-    task = get_task(config.task, config)
     tokenizer = load_tokenizer(config.model.name, padding_side="right")
-    prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)
-    examples = tokenize_split(prompt_format, task.load("train"), config.model.max_length)
+    examples = _tokenized(config)  # what peftlab train tokenizes, so both variants see the same examples
     torch.manual_seed(config.train.seed)
     method = get_training_method(config.method)  # the same LoraConfig (targets, r, alpha, dropout)
     model = method.apply(load_model(config.model.name))

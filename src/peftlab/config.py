@@ -83,9 +83,10 @@ class TrainConfig(_Section):
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory (QLoRA's usual companion), slower steps."""
     packing: bool = True
-    """Padding-free batches: each batch's examples concatenated into one row (attention kept within each
-    example) and logits computed only where a token carries loss. Same loss as padded batches, less time and
-    memory. Prompt and prefix tuning always train on padded batches (they prepend virtual tokens)."""
+    """Padding-free batches: each batch's examples packed into rows of at most ``model.max_length`` tokens
+    (attention kept within each example), trained one row at a time, logits computed only where a token
+    carries loss. Same loss as padded batches, less time and memory. Prompt and prefix tuning always train
+    on padded batches (they prepend virtual tokens)."""
     seed: int = 42
 
 

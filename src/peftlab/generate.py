@@ -226,7 +226,8 @@ def generate_candidates(
         _rewrite(resume.path, fingerprint, ids, texts)
         handle = resume.path.open("a", encoding="utf-8")
     todo = [number for number, batch in enumerate(batches) if batch[0] not in texts]
-    share_prefill = config.share_prefill and _expansion(config) > 1 and not _prepends_virtual_tokens(model)
+    copies = _expansion(config)
+    share_prefill = config.share_prefill and copies > 1 and not _prepends_virtual_tokens(model)
     try:
         bar = tqdm(total=len(batches), initial=len(batches) - len(todo), desc="generate", unit="batch",
                    disable=not progress)
@@ -237,7 +238,7 @@ def generate_candidates(
             encoded = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True).to(model.device)
             # A one-token prompt leaves nothing to prefill.
             prefill = share_prefill and bool(encoded["attention_mask"][:, :-1].sum(1).min() > 0)
-            extra = {"past_key_values": _prefill(model, encoded, _expansion(config))} if prefill else {}
+            extra = {"past_key_values": _prefill(model, encoded, copies)} if prefill else {}
             output = model.generate(**encoded, **extra, **kwargs)
             decoded = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
             rows = []

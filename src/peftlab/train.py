@@ -21,7 +21,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from peftlab.checkpoints import MarkCompleteCheckpoints, atomic_directory, newest_complete_checkpoint
 from peftlab.config import Config
-from peftlab.data.examples import CompletionCollator
+from peftlab.data.examples import IGNORE_INDEX, CompletionCollator
 from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_training_method
@@ -59,7 +59,7 @@ class PackedTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         lengths = inputs.pop(ROW_LENGTHS).tolist()
         if num_items_in_batch is None:  # the Trainer counts it; this keeps the division the same without it
-            num_items_in_batch = (inputs["labels"][:, 1:] != -100).sum()
+            num_items_in_batch = (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()
         loss = 0.0
         for row, length in enumerate(lengths):
             one_row = {key: value[row:row + 1, :length] if torch.is_tensor(value) else value
@@ -174,7 +174,8 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         logging_steps=1,
-        include_num_input_tokens_seen="all" if packed else "non_padding",  # packed rows hold no padding
+        # Packed: no attention mask to count by, so every collated token counts (row filler included).
+        include_num_input_tokens_seen="all" if packed else "non_padding",
         report_to=[],
         seed=config.train.seed,
         data_seed=config.train.seed,
@@ -187,7 +188,8 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         args=args,
         train_dataset=train_set,
         eval_dataset=validation_set or None,
-        data_collator=PackedCollator(tokenizer.pad_token_id, config.model.max_length) if packed else CompletionCollator(tokenizer.pad_token_id),
+        data_collator=(PackedCollator(tokenizer.pad_token_id, config.model.max_length) if packed
+                       else CompletionCollator(tokenizer.pad_token_id)),
         compute_loss_func=packed_causal_lm_loss if packed else None,
         callbacks=[stop, MarkCompleteCheckpoints(training_fingerprint(config)), *callbacks],
     )
