@@ -227,6 +227,9 @@ def test_ctrl_c_stops_evaluation_promptly(tmp_path):
         [sys.executable, "-m", "peftlab.cli", "evaluate", "--task", "humaneval", "--partial", "--predictions", str(path),
          "-o", str(run_dir), "execution.workers=1", "execution.timeout=1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        # As from a terminal: a test runner started in the background of a non-interactive shell has
+        # SIGINT ignored, and children inherit that (the run then finishes instead of stopping).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not any(run_dir.glob("*")) and time.monotonic() < deadline:  # the run directory exists: evaluating
