@@ -176,7 +176,7 @@ def test_data_preview_shows_the_rendered_chat_prompt(chat_model_dir, tiny_data_d
 
 def test_raw_format_is_unchanged(tiny_model_dir, tiny_data_dir):
     config = load_config(None, [f"model.name={tiny_model_dir}", f"data.dir={tiny_data_dir}"])
-    assert config.model.prompt_format == "raw"
+    assert config.model.prompt_format == "auto"  # chat only for a tokenizer with a template
     task = get_task("codegen", config)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     for name in ("raw", "auto"):  # auto: the tiny tokenizer has no chat template
@@ -283,8 +283,9 @@ def test_bundled_qwen_answers_humaneval_in_its_chat_template(capsys):
     tokenizer = load_tokenizer(name, padding_side="left")
     chat = resolve_prompt_format("auto", tokenizer, task)
     assert chat.name == "chat" and chat.end_of_turn == tokenizer.eos_token == "<|im_end|>"
-    prompt = chat.render(task.load("test")[0])
-    assert prompt.endswith("<|im_start|>assistant\n")
+    problem = task.load("test")[0]
+    prompt = chat.render(problem)
+    assert prompt.endswith("<|im_start|>assistant\n```python\n" + problem["instruction"])  # the body is asked for
     generation = GenerationConfig(max_new_tokens=40, stop=chat.stop())
     [[candidate]] = generate_candidates(load_model(name), tokenizer, [prompt], generation, chat.postprocess, False)
     with capsys.disabled():

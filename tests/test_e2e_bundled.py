@@ -20,7 +20,7 @@ def study_dir(tmp_path_factory):
         # method options go with their method: in `base` they would reach zero-shot and lora, an error
         "methods": ["zero-shot", {"name": "rag", "overrides": {"method.shots": 1}}, "lora"],
         "base": {
-            "model": {"max_length": 256},
+            "model": {"max_length": 256, "prompt_format": "raw"},  # README command 1's format
             "data": {"train_size": 8, "validation_size": 2, "test_size": 3},
             "train": {"max_steps": 2, "batch_size": 4},
             "generation": {"k": 2, "num_beams": 2, "max_new_tokens": 24},

@@ -47,3 +47,18 @@ def test_shared_prefill_with_sampling_gives_k_candidates(setup):
     candidates = generate_candidates(model, tokenizer, prompts, config, progress=False)
     assert all(len(group) == 3 for group in candidates)
     assert any(len(set(group)) > 1 for group in candidates)
+
+
+@pytest.mark.parametrize("stop", [[], ["\n", "e"]], ids=["no-stop", "stops"])
+@pytest.mark.parametrize("every", [1, 3, 32])
+def test_dropping_finished_sequences_gives_identical_candidates(setup, stop, every):
+    model, tokenizer, prompts = setup
+    base = {"max_new_tokens": 12, "batch_size": 4, "stop": stop, "k": 1}
+    plain = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, drop_finished=False),
+                                progress=False)
+    dropping = generate_candidates(model, tokenizer, prompts,
+                                   GenerationConfig(**base, drop_finished_every=every), progress=False)
+    assert dropping == plain
+    assert len({c for group in plain for c in group}) > 3
+    if stop:  # rows really finished at different times, so some left their batch early
+        assert len({len(c) for group in plain for c in group}) > 2

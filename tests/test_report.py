@@ -259,3 +259,28 @@ def test_cli_writes_report(study, tmp_path):
     result = _cli(study, "--out", tmp_path / "r")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "r" / "report.html").is_file() and "report.html" in result.stdout
+
+
+def test_all_pairs_are_tested_and_holm_adjusted(study, report):
+    from peftlab.report.collect import collect_runs, group_runs
+    from peftlab.report.pairs import all_pairs
+    from peftlab.report.stats import group_stats
+
+    groups = [group_stats(group) for group in group_runs(collect_runs(study).runs)]
+    pairs = all_pairs(groups)
+    # 3 methods -> 3 pairs per model and item-level paired metric (EM@1, EM@4; CodeBLEU is corpus-level)
+    assert len(pairs) == 2 * 3 * 2
+    by = {(p.model, p.metric, frozenset((p.first, p.second))): p for p in pairs}
+    lora_vs_zero = by[("smollm2-135m", "em@1", frozenset(("lora", "zero-shot")))]
+    assert lora_vs_zero.first == "lora" and lora_vs_zero.difference > 0.3 and lora_vs_zero.test == "McNemar exact"
+    stats = {row.row.label: row for row in groups[0].rows if row.row.model == "smollm2-135m"}
+    expected = float(stats["lora"].scores["em@1"].mean() - stats["zero-shot"].scores["em@1"].mean())
+    assert lora_vs_zero.difference == pytest.approx(expected)
+    assert lora_vs_zero.p == pytest.approx(paired_test(stats["lora"].scores["em@1"], stats["zero-shot"].scores["em@1"])[0])
+    block = [p for p in pairs if p.model == "smollm2-135m" and p.metric == "em@1"]
+    assert [p.p_holm for p in block] == pytest.approx(holm([p.p for p in block]))
+    tie = by[("qwen2.5_coder-0.5b", "em@1", frozenset(("lora", "prompt_tuning")))]
+    assert tie.difference == 0 and tie.p == 1.0
+    text = report["pairs.md"].read_text()
+    assert "pairs differ significantly" in text and "| Better | Worse |" in text
+    assert "## All pairs" in report["report.md"].read_text() and 'id="pairs"' in report["report.html"].read_text()

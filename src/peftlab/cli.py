@@ -53,6 +53,8 @@ def _config(config_file, overrides, *, check_method: str | None = "any", check_t
         get_method(config.method)
     if check_task:
         task_class(config.task)
+        if config.data.train_task:
+            task_class(config.data.train_task)
     return config
 
 
@@ -161,9 +163,10 @@ def mine_codegen(
 
     loaded = None
     if tokenizer:
-        from peftlab.models import load_tokenizer
+        def loaded():  # after the sources resolve: a missing one must not wait for a model conversion
+            from peftlab.models import load_tokenizer
 
-        loaded = load_tokenizer(tokenizer)
+            return load_tokenizer(tokenizer)
     card = build_from_specs(out, list(source or []), seed, tokenizer=loaded, tokenizer_name=tokenizer or None,
                             exclude_tests=not include_tests, check_contamination=contamination_check)
     counts = card["counts"]

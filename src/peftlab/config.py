@@ -24,11 +24,15 @@ class ModelConfig(_Section):
     """Bundled model name, a local HF model directory, a local ``.gguf`` file, or a hub id."""
     max_length: int = Field(320, gt=8)
     """Longest training sequence (prompt + response) in tokens; longer records are dropped."""
-    prompt_format: Literal["raw", "chat", "auto"] = "raw"
+    prompt_format: Literal["raw", "chat", "auto"] = "auto"
     """How prompts are rendered (training, ICL/RAG demonstrations, generation alike): ``raw``, the task's
     own text continued as is; ``chat``, the model's chat template (the task's request as a user turn, the
-    answer as the assistant turn); ``auto``, chat when the tokenizer has a chat template, else raw. Raw
-    stays the default until the default study is redone (docs/decisions.md, "Chat prompt format")."""
+    answer as the assistant turn); ``auto``, chat when the tokenizer has a chat template (instruct models),
+    else raw."""
+    adapter: str | None = None
+    """A trained adapter directory to generate with instead of training one: a peftlab run's ``adapter/``
+    or any PEFT adapter (LoRA, IA3, prompt tuning, ...) saved by another tool. ``method.name`` must be a
+    training method of the same kind; ``peftlab run`` then skips training."""
 
 
 class DataConfig(_Section):
@@ -40,6 +44,10 @@ class DataConfig(_Section):
     ``model.max_length``; ICL and RAG draw their shots from the same N records)."""
     validation_size: int | None = Field(64, ge=1)
     test_size: int | None = Field(None, ge=1)
+    train_task: str | None = None
+    """Train, and draw ICL/RAG demonstrations, on this task's training split instead of ``task``'s (whose
+    test split is still what is scored): e.g. ``task=humaneval data.train_task=codegen`` fine-tunes on
+    mined functions and scores on HumanEval. ``data.dir`` and the sizes above then apply to it."""
 
 
 class MethodConfig(_Section):
@@ -103,6 +111,11 @@ class GenerationConfig(_Section):
     """Batch prompts longest first (less padding computed) instead of in file order."""
     share_prefill: bool = True
     """With beams or several samples, read each prompt once and repeat its cache, instead of once per copy."""
+    drop_finished: bool = True
+    """Greedy decoding (one candidate, no beams) in chunks of ``drop_finished_every`` new tokens; a sequence
+    that has finished (EOS or a stop string) leaves its batch between chunks, so the batch no longer computes
+    for it while its longest member goes on. Same candidates; less time when answer lengths differ."""
+    drop_finished_every: int = Field(32, ge=1)
     stop: list[str] | None = None
     """Stop strings; ``None`` takes the task's own (its prompt format's markers), ``[]`` none at all."""
     seed: int = 42

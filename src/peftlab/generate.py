@@ -69,11 +69,13 @@ class ResumeFile:
     def in_run(cls, config: Config, run_dir: str | Path) -> ResumeFile:
         """The resume file of a run directory. Its context names the model, the method and the training run
         that wrote the adapter (its start and end times), so a re-trained adapter never reuses old rows."""
-        trained = RunDir(run_dir).stage_record("train")
+        adapter = config.model.adapter
+        trained = RunDir(Path(adapter).parent if adapter else run_dir).stage_record("train")
         context = {
             "model": config.model.name,
             "method": config.method.model_dump(mode="json"),
             "trained": trained.get("run") if trained else None,
+            "adapter": adapter,
         }
         return cls(Path(run_dir) / RESUME_FILE, context)
 
@@ -177,6 +179,55 @@ def _prefill(model, encoded, copies: int):
     return cache
 
 
+def _finished(tokens: list[int], text: str, ends: set[int], stops: list[str]) -> bool:
+    return any(token in ends for token in tokens) or any(stop in text for stop in stops)
+
+
+def _generate_dropping_finished(model, tokenizer, encoded, kwargs: dict, config: GenerationConfig) -> list[str]:
+    """Greedy decoding of one batch, ``drop_finished_every`` new tokens at a time; the texts generated.
+
+    Why: ``generate`` runs a batch until its longest answer ends (or ``max_new_tokens``), computing every
+    step for every row; on a CPU one runaway answer makes a batch of 16 cost 16 runaways. Between chunks,
+    rows that emitted EOS (or padding) or a stop string are taken out, cache included
+    (``batch_select_indices``), and the rest continue from their cache (``generate`` feeds only the tokens
+    the cache lacks, as with :func:`_prefill`). Each row's computation is the one it gets in the full batch.
+    """
+    from transformers import StoppingCriteriaList, StopStringCriteria
+
+    kwargs = dict(kwargs)
+    stops = kwargs.pop("stop_strings", None) or []
+    kwargs.pop("tokenizer", None)
+    if stops:  # built once: building it indexes the whole vocabulary
+        kwargs["stopping_criteria"] = StoppingCriteriaList([StopStringCriteria(tokenizer, stops)])
+    ends = {kwargs["eos_token_id"], kwargs["pad_token_id"]} - {None}
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    rows = list(range(ids.shape[0]))  # batch position of each row still generating
+    generated: list[list[int]] = [[] for _ in rows]
+    cache, left = None, config.max_new_tokens
+    while rows and left > 0:
+        step = min(config.drop_finished_every, left)
+        output = model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
+                                return_dict_in_generate=True, **{**kwargs, "max_new_tokens": step})
+        new = output.sequences[:, ids.shape[1]:]
+        left -= new.shape[1]
+        keep = []
+        for offset, row in enumerate(rows):
+            generated[row] += new[offset].tolist()
+            text = tokenizer.decode(generated[row], skip_special_tokens=True)
+            if not _finished(new[offset].tolist(), text, ends, stops) and new.shape[1] == step:
+                keep.append(offset)
+        if not keep or left <= 0:
+            break
+        rows = [rows[offset] for offset in keep]
+        index = torch.tensor(keep, device=ids.device)
+        cache = output.past_key_values
+        cache.batch_select_indices(index)
+        ids = output.sequences[index]
+        mask = torch.cat([mask, torch.ones_like(new)], dim=1)[index]
+    return tokenizer.batch_decode([torch.tensor(tokens, dtype=torch.long) for tokens in generated],
+                                  skip_special_tokens=True)
+
+
 @torch.inference_mode()
 def generate_candidates(
     model,
@@ -228,6 +279,8 @@ def generate_candidates(
     todo = [number for number, batch in enumerate(batches) if batch[0] not in texts]
     copies = _expansion(config)
     share_prefill = config.share_prefill and copies > 1 and not _prepends_virtual_tokens(model)
+    drop_finished = (config.drop_finished and not config.do_sample and config.num_beams == 1
+                     and not _prepends_virtual_tokens(model))
     try:
         bar = tqdm(total=len(batches), initial=len(batches) - len(todo), desc="generate", unit="batch",
                    disable=not progress)
@@ -239,8 +292,11 @@ def generate_candidates(
             # A one-token prompt leaves nothing to prefill.
             prefill = share_prefill and bool(encoded["attention_mask"][:, :-1].sum(1).min() > 0)
             extra = {"past_key_values": _prefill(model, encoded, copies)} if prefill else {}
-            output = model.generate(**encoded, **extra, **kwargs)
-            decoded = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+            if drop_finished:
+                decoded = _generate_dropping_finished(model, tokenizer, encoded, kwargs, config)
+            else:
+                output = model.generate(**encoded, **extra, **kwargs)
+                decoded = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
             rows = []
             for offset, index in enumerate(batch):
                 texts[index] = decoded[offset * config.k : (offset + 1) * config.k]

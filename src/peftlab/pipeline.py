@@ -21,7 +21,7 @@ from peftlab.models import load_model, load_model_config, load_tokenizer
 from peftlab.prompt_format import resolve_prompt_format
 from peftlab.prompting import prompt_token_budget
 from peftlab.runs import RunDir
-from peftlab.tasks import get_task
+from peftlab.tasks import get_task, get_training_task
 from peftlab.train import train
 
 
@@ -39,7 +39,7 @@ def load_for_generation(config: Config, run_dir: Path):
     if not trains(config):
         return load_model(config.model.name)
     method = get_training_method(config.method)
-    adapter = RunDir(run_dir).adapter
+    adapter = adapter_dir(config, run_dir)
     if not adapter.is_dir():
         raise UserError(f"no trained adapter in {adapter}; run `peftlab train` with the same output_dir first")
     with _unreadable_is_a_user_error(adapter):
@@ -73,6 +73,45 @@ def _check_readable(adapter: Path) -> None:
                 handle.keys()
 
 
+def adapter_dir(config: Config, run_dir: Path) -> Path:
+    """Where generation takes the trained adapter from: ``model.adapter``, else the run's ``adapter/``."""
+    return Path(config.model.adapter) if config.model.adapter else RunDir(run_dir).adapter
+
+
+def _training_run(config: Config, run_dir: Path) -> RunDir | None:
+    """The peftlab run directory that trained the adapter (None for an adapter made elsewhere)."""
+    if not config.model.adapter:
+        return RunDir(run_dir)
+    owner = Path(config.model.adapter).parent
+    return RunDir(owner) if (owner / RunDir.STAGE_RECORDS / "train.json").is_file() else None
+
+
+def _check_given_adapter(config: Config) -> dict:
+    """``model.adapter``: a PEFT adapter of the configured method's kind (checked before any model loads).
+    Returns what the report needs to know about it: where it came from and, for a peftlab run's adapter,
+    that run's training metrics (trainable parameters, peak memory, time), marked as borrowed."""
+    adapter = Path(config.model.adapter)
+    if get_training_method(config.method).replaces_base_model:
+        raise UserError(f"method {config.method.name} saves a whole model, not an adapter: generate from it "
+                        f"with model.name={adapter} and method.name=zero-shot")
+    settings = adapter / "adapter_config.json"
+    if not settings.is_file():
+        raise UserError(f"model.adapter={adapter} is not a PEFT adapter directory (no adapter_config.json)")
+    with _unreadable_is_a_user_error(adapter):
+        _check_readable(adapter)
+        peft_type = json.loads(settings.read_text(encoding="utf-8")).get("peft_type")
+    expected = get_training_method(config.method).peft_type
+    if expected and peft_type != expected:
+        raise UserError(f"model.adapter={adapter} is a {peft_type} adapter, but method {config.method.name} "
+                        f"loads {expected}; set method.name to match")
+    owner = _training_run(config, Path(config.output_dir))
+    record = owner.stage_record("train") if owner else None
+    if record is None:
+        return {"adapter_from": str(adapter)}
+    _check_adapter_matches(config, owner)
+    return {**record["metrics"], "adapter_from": str(adapter)}
+
+
 def _check_adapter_matches(config: Config, run: RunDir) -> None:
     """Generating from an adapter trained for another model or method would score the wrong thing."""
     record = run.stage_record("train")
@@ -97,12 +136,15 @@ def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
         UserError: as the stages it calls, or the run's adapter was trained with another prompt format.
     """
     task = get_task(config.task, config)
+    shot_task = get_training_task(config) if config.data.train_task else None
     problems = task.load("test")
     tokenizer = load_tokenizer(config.model.name, padding_side="left")
-    prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)
-    if trains(config):
-        _check_trained_format(RunDir(run_dir), prompt_format.name)
-    prompts, prompt_stats = _prompts(config, task, problems, tokenizer, prompt_format)  # before the model: fail fast
+    prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task, shot_task)
+    trained_by = _training_run(config, run_dir) if trains(config) else None
+    if trained_by is not None:
+        _check_trained_format(trained_by, prompt_format.name)
+    prompts, prompt_stats = _prompts(config, task, problems, tokenizer, prompt_format,  # before the model: fail fast
+                                     shot_task)
     model = load_for_generation(config, run_dir)
     started = time.perf_counter()
     generation = config.generation.model_copy(update={"stop": prompt_format.stop()})
@@ -140,7 +182,8 @@ def _check_trained_format(run: RunDir, name: str) -> None:
         )
 
 
-def _prompts(config: Config, task, problems: list[dict], tokenizer, prompt_format) -> tuple[list[str], dict | None]:
+def _prompts(config: Config, task, problems: list[dict], tokenizer, prompt_format,
+             shot_task=None) -> tuple[list[str], dict | None]:
     """The prompts, rendered by ``prompt_format`` (the same function training renders with); a prompting
     baseline builds its own (ICL and RAG add demonstrations)."""
     method = get_method(config.method)
@@ -150,7 +193,8 @@ def _prompts(config: Config, task, problems: list[dict], tokenizer, prompt_forma
     def budget():
         return prompt_token_budget(load_model_config(config.model.name), config.generation.max_new_tokens)
 
-    return method.prompts(task, problems, tokenizer, budget, seed=config.train.seed, prompt_format=prompt_format)
+    return method.prompts(task, problems, tokenizer, budget, seed=config.train.seed, prompt_format=prompt_format,
+                          shot_task=shot_task)
 
 
 def evaluate(config: Config, run_dir: Path, predictions: Path | None = None, partial: bool = False) -> dict:
@@ -192,9 +236,12 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
     if stage == "train":
         metrics = train(config, run.path)
     elif stage == "generate":
-        if trains(config):
+        borrowed = {}
+        if trains(config) and config.model.adapter:
+            borrowed = _check_given_adapter(config)
+        elif trains(config):
             _check_adapter_matches(config, run)
-        metrics = generate(config, run.path)
+        metrics = {**borrowed, **generate(config, run.path)}
     else:
         metrics = evaluate(config, run.path, **options)
     return run.finish(stage, config, metrics, _outputs(stage, config, run), started)
@@ -218,7 +265,7 @@ def run_stages(config: Config, announce=print) -> dict:
     with run.lock():
         run.check_same_config(config)
         for stage in ("train", "generate", "evaluate"):
-            if stage == "train" and not trains(config):
+            if stage == "train" and (not trains(config) or config.model.adapter):
                 continue
             if not run.is_done(stage):
                 run_stage(config, stage, announce)

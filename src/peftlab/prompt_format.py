@@ -7,7 +7,7 @@ decides how it is rendered. One object per (task, tokenizer) renders the prompt 
 Public API::
 
     PROMPT_FORMATS = ("raw", "chat", "auto")
-    resolve_prompt_format(name: str, tokenizer, task) -> PromptFormat   # "auto" resolved; task.chat set
+    resolve_prompt_format(name: str, tokenizer, task, shot_task=None) -> PromptFormat   # "auto" resolved
     PromptFormat.name                                  # "raw" or "chat"
     PromptFormat.render(problem, shots=()) -> str      # shots: demonstration records, in prompt order
     PromptFormat.training_example(record) -> dict      # input_ids and labels (loss on the answer only)
@@ -18,10 +18,16 @@ Public API::
 - ``raw``: the task's prompt, continued as is; demonstrations are ``Task.demonstration`` strings joined
   before it; the training example is ``prompt + response + EOS``. Exactly what peftlab did before formats.
 - ``chat``: ``tokenizer.apply_chat_template`` over ``[user, assistant]`` per demonstration, then the
-  problem's user turn, with the generation prompt. No system prompt is added (a template that adds its
+  problem's user turn, with the generation prompt, then the task's ``answer_prefix`` (the start of the
+  assistant turn written for the model: an execution-scored task writes the function's signature and
+  docstring, so the model continues its body). No system prompt is added (a template that adds its
   own default, as Qwen's does, keeps it: the template's hash records it). The training response is the
-  assistant content plus the template's end-of-turn text (up to and including EOS), so the labels cover
-  exactly the answer and its end of turn, never the generation prompt.
+  assistant content after that prefix plus the template's end-of-turn text (up to and including EOS), so
+  the labels cover exactly the answer and its end of turn, never the generation prompt.
+
+Demonstrations (``shots``) come from ``shot_task`` (default: the task itself): a study that trains on one
+task's data and evaluates on another draws its ICL/RAG examples from the training task, rendered in that
+task's own words.
 """
 
 from __future__ import annotations
@@ -45,8 +51,9 @@ class PromptFormat:
 
     name: str
 
-    def __init__(self, task, tokenizer):
+    def __init__(self, task, tokenizer, shot_task=None):
         self.task, self.tokenizer = task, tokenizer
+        self.shot_task = shot_task or task
 
 
 class RawFormat(PromptFormat):
@@ -55,7 +62,7 @@ class RawFormat(PromptFormat):
     name = "raw"
 
     def render(self, problem: dict, shots: list[dict] | tuple = ()) -> str:
-        return "".join(self.task.demonstration(shot) for shot in shots) + self.task.prompt(problem)
+        return "".join(self.shot_task.demonstration(shot) for shot in shots) + self.task.prompt(problem)
 
     def training_example(self, record: dict) -> dict:
         return tokenize_example(self.tokenizer, self.render(record), self.task.response(record))
@@ -75,8 +82,8 @@ class ChatFormat(PromptFormat):
 
     name = "chat"
 
-    def __init__(self, task, tokenizer):
-        super().__init__(task, tokenizer)
+    def __init__(self, task, tokenizer, shot_task=None):
+        super().__init__(task, tokenizer, shot_task)
         template = tokenizer.chat_template
         self.template = template if isinstance(template, str) else json.dumps(template, sort_keys=True)
         self._added_prefix = _added_prefix(tokenizer)
@@ -95,12 +102,13 @@ class ChatFormat(PromptFormat):
     def _messages(self, problem: dict, shots) -> list[dict]:
         messages = []
         for shot in shots:
-            messages += [{"role": "user", "content": self.task.user_message(shot)},
-                         {"role": "assistant", "content": self.task.response(shot)}]
+            messages += [{"role": "user", "content": self.shot_task.user_message(shot)},
+                         {"role": "assistant",
+                          "content": self.shot_task.answer_prefix(shot) + self.shot_task.response(shot)}]
         return messages + [{"role": "user", "content": self.task.user_message(problem)}]
 
     def render(self, problem: dict, shots: list[dict] | tuple = ()) -> str:
-        return self._apply(self._messages(problem, shots), generation_prompt=True)
+        return self._apply(self._messages(problem, shots), generation_prompt=True) + self.task.answer_prefix(problem)
 
     def _end_of_turn(self, messages: list[dict], content: str, prompt: str | None = None) -> str:
         """What the template writes after the assistant's ``content``: the full conversation's render minus
@@ -128,8 +136,8 @@ class ChatFormat(PromptFormat):
 
     def training_example(self, record: dict) -> dict:
         prompt = self.render(record)  # the very text generation gets for this problem
-        content = self.task.response(record)
-        end = self._end_of_turn(self._messages(record, ()), content, prompt)
+        prefix, content = self.task.answer_prefix(record), self.task.response(record)
+        end = self._end_of_turn(self._messages(record, ()), prefix + content, prompt[: len(prompt) - len(prefix)])
         return tokenize_example(self.tokenizer, prompt, content + end, eos=False)
 
     @property
@@ -159,9 +167,10 @@ def _added_prefix(tokenizer) -> str:
     return tokenizer.decode(special[:added])
 
 
-def resolve_prompt_format(name: str, tokenizer, task) -> PromptFormat:
+def resolve_prompt_format(name: str, tokenizer, task, shot_task=None) -> PromptFormat:
     """The format ``model.prompt_format`` names, for ``task`` and ``tokenizer`` (``auto``: chat when the
-    tokenizer has a chat template, else raw). Sets ``task.chat`` so its stop strings follow the format.
+    tokenizer has a chat template, else raw), with demonstrations from ``shot_task`` (default ``task``).
+    Sets ``task.chat`` so its stop strings follow the format.
 
     Raises:
         UserError: an unknown name; ``chat`` for a tokenizer without a chat template, or a template whose
@@ -176,6 +185,8 @@ def resolve_prompt_format(name: str, tokenizer, task) -> PromptFormat:
             "use raw, or auto (chat only where the model has a template)"
         )
     chosen = ChatFormat if name == "chat" or (name == "auto" and has_template) else RawFormat
-    prompt_format = chosen(task, tokenizer)
+    prompt_format = chosen(task, tokenizer, shot_task)
     task.chat = chosen is ChatFormat
+    if shot_task is not None:
+        shot_task.chat = task.chat
     return prompt_format

@@ -35,6 +35,13 @@ class MethodEntry(_Strict):
     """Config overrides for this method only, as ``{"method.shots": 5}`` or nested sections."""
 
 
+class TaskEntry(_Strict):
+    name: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    """Config overrides for this task's cells only, e.g. ``{"data.test_size": 164, "data.train_task":
+    "codegen"}``."""
+
+
 class Sweep(_Strict):
     key: str
     """Any config key, e.g. ``method.r``, ``method.shots``, ``data.train_size``."""
@@ -49,12 +56,12 @@ class StudySpec(_Strict):
     base: dict[str, Any] = Field(default_factory=dict)
     """Config (nested sections or dotted keys) shared by every cell."""
     models: list[str] = Field(default_factory=lambda: ["smollm2-135m"])
-    tasks: list[str] = Field(default_factory=lambda: ["codegen"])
+    tasks: list[TaskEntry] = Field(default_factory=lambda: [TaskEntry(name="codegen")])
     seeds: list[int] = Field(default_factory=lambda: [42])
     methods: list[MethodEntry] = Field(default_factory=list)
     sweeps: list[Sweep] = Field(default_factory=list)
 
-    @field_validator("methods", mode="before")
+    @field_validator("methods", "tasks", mode="before")
     @classmethod
     def _names_to_entries(cls, value):
         return [{"name": item} if isinstance(item, str) else item for item in value or []]
@@ -128,12 +135,11 @@ def load_study(path: str | Path | None, preset: str | None = None) -> StudySpec:
         raise UserError(f"study {source}: bad value for '{where}': {first['msg']}") from None
 
 
-def _cell(spec: StudySpec, model: str, task: str, seed: int, method: MethodEntry, sweep: dict, data_dir: str | None):
+def _cell(spec: StudySpec, model: str, task: TaskEntry, seed: int, method: MethodEntry, sweep: dict,
+          data_root: str | None):
     overrides = _flatten(spec.base)
-    if data_dir:
-        overrides.append(f"data.dir={data_dir}")
-    overrides += [f"model.name={model}", f"task={task}", f"train.seed={seed}", f"generation.seed={seed}"]
-    overrides += [f"method.name={method.name}", *_flatten(method.overrides)]
+    overrides += [f"model.name={model}", f"task={task.name}", f"train.seed={seed}", f"generation.seed={seed}"]
+    overrides += [*_flatten(task.overrides), f"method.name={method.name}", *_flatten(method.overrides)]
     overrides += [f"{key}={json.dumps(value)}" for key, value in sweep.items()]
     where = f"method '{method.name}'" + "".join(f", sweep {k}={v}" for k, v in sweep.items())
     try:
@@ -141,8 +147,36 @@ def _cell(spec: StudySpec, model: str, task: str, seed: int, method: MethodEntry
         get_method(config.method)
     except UserError as error:
         raise UserError(f"study cell {where}: {error}") from None
-    labels = {"model": model, "task": task, "seed": seed, "method": method.name, "sweep": dict(sweep)}
+    if data_root and config.data.dir is None:  # shared by the cells that read the same task's data
+        config.data.dir = f"{data_root}/{config.data.train_task or config.task}"
+    labels = {"model": model, "task": task.name, "seed": seed, "method": method.name, "sweep": dict(sweep)}
     return Cell(config, labels)
+
+
+def training_key(config: Config) -> str | None:
+    """What decides a trained adapter: model, training data, method and training settings (not the task
+    scored, its test split, generation or execution). None for a method that does not train."""
+    if not get_method(config.method).trains or config.model.adapter:
+        return None
+    resolved = config.model_dump(mode="json", include={"model", "data", "method", "train"})
+    resolved["data"].pop("test_size")
+    resolved["data"]["train_task"] = config.data.train_task or config.task
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _share_training(cells: list[Cell]) -> None:
+    """A cell that would train the very adapter an earlier cell trains (same model, data, method and
+    training settings; another task scored) generates with that cell's adapter instead of training its
+    own: ``model.adapter`` points there and ``labels["adapter_from"]`` names the cell."""
+    trained_by: dict[str, Cell] = {}
+    for cell in cells:
+        key = training_key(cell.config)
+        if key is None:
+            continue
+        owner = trained_by.setdefault(key, cell)
+        if owner is not cell:
+            cell.config.model.adapter = str(Path(owner.config.output_dir) / "adapter")
+            cell.labels["adapter_from"] = owner.key
 
 
 def expand(spec: StudySpec, default_data_root: str | None = None) -> list[Cell]:
@@ -175,11 +209,15 @@ def expand(spec: StudySpec, default_data_root: str | None = None) -> list[Cell]:
                         for value in sweep.values
                     ]
                     for variant in variants:
-                        data_dir = f"{data_root}/{task}" if data_root else None  # shared by the task's cells
-                        cell = _cell(spec, model, task, seed, method, variant, data_dir)
+                        cell = _cell(spec, model, task, seed, method, variant, data_root)
                         cells.setdefault(cell.key, cell)
     if not cells:
         raise UserError("the study's matrix is empty: list at least one model, task, seed and method")
     for cell in cells.values():
         cell.config.output_dir = str(Path(spec.output_dir) / "cells" / cell.key)
-    return list(cells.values())
+    ordered = list(cells.values())
+    _share_training(ordered)
+    for cell in ordered:  # model.adapter changed the config of the cells that borrow one
+        cell.key = config_hash(cell.config)
+        cell.config.output_dir = str(Path(spec.output_dir) / "cells" / cell.key)
+    return ordered

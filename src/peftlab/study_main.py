@@ -16,17 +16,18 @@ from peftlab.study_runner import cell_state, run_study
 
 def _prepare_task_data(cells: list[Cell], console: Console) -> None:
     """Build each task's default dataset once, in the directory its cells share (``<study>/data/<task>``)."""
-    from peftlab.tasks import get_task
+    from peftlab.tasks import get_training_task
 
     prepared = set()
     for cell in cells:
-        key = (cell.config.task, cell.config.data.dir)
+        task = cell.config.data.train_task or cell.config.task  # the task whose data the cell reads
+        key = (task, cell.config.data.dir)
         if key in prepared or cell.config.data.dir is None:
             continue
         prepared.add(key)
-        card = get_task(cell.config.task, cell.config).prepare_data(Path(cell.config.data.dir))
+        card = get_training_task(cell.config).prepare_data(Path(cell.config.data.dir))
         if card is not None:
-            console.print(f"built the {cell.config.task} dataset in {cell.config.data.dir} (shared by its cells): "
+            console.print(f"built the {task} dataset in {cell.config.data.dir} (shared by its cells): "
                           f"{card.get('counts')}")
 
 
@@ -45,22 +46,24 @@ def results_table(cells: list[Cell]) -> Table:
     table = Table(title="peftlab study")
     all_metrics = [read_metrics(Path(cell.config.output_dir)) for cell in cells]
     metric_columns = _metric_columns(all_metrics)
-    columns = ("model", "method", "sweep", *(title for _, title in metric_columns), "trainable params", "peak MB",
-               "train s", "cell s", "status")
+    columns = ("model", "task", "method", "sweep", *(title for _, title in metric_columns), "trainable params",
+               "peak MB", "train s", "cell s", "status")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("model", "method", "sweep", "status") else "right")
+        table.add_column(column, justify="left" if column in ("model", "task", "method", "sweep", "status") else "right")
     for cell, metrics in zip(cells, all_metrics, strict=True):
         state = cell_state(Path(cell.config.output_dir))
 
         def number(key, fmt="{:.3f}"):
             return fmt.format(metrics[key]) if isinstance(metrics.get(key), (int, float)) else "-"
 
+        # a cell that borrowed another cell's adapter shows that cell's training cost, marked
+        shared = " (shared)" if cell.labels.get("adapter_from") and "train_time_s" in metrics else ""
         table.add_row(
-            cell.labels["model"], cell.labels["method"],
+            cell.labels["model"], cell.labels["task"], cell.labels["method"],
             " ".join(f"{key}={value}" for key, value in cell.labels["sweep"].items()) or "-",
             *(number(key) for key, _ in metric_columns),
             number("trainable_params", "{:,}") if METHODS[cell.labels["method"]].trains else "0",
-            number("peak_memory_mb", "{:.0f}"), number("train_time_s", "{:.0f}"),
+            number("peak_memory_mb", "{:.0f}"), number("train_time_s", "{:.0f}") + shared,
             f"{state['wall_time_s']:.0f}" if "wall_time_s" in state else "-", state.get("status", "left"),
         )
     return table

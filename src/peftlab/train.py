@@ -28,7 +28,7 @@ from peftlab.methods import count_parameters, get_training_method
 from peftlab.models import load_model, load_tokenizer
 from peftlab.prompt_format import resolve_prompt_format
 from peftlab.runs import RunDir
-from peftlab.tasks import get_task
+from peftlab.tasks import get_training_task
 
 
 class StopOnRequest(TrainerCallback):
@@ -134,10 +134,14 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         TrainingInterrupted: a stop was requested; the last checkpoint is on disk.
     """
     run = RunDir(run_dir)
-    task = get_task(config.task, config)
+    task = get_training_task(config)
     method = get_training_method(config.method)
+    if config.model.adapter:
+        raise UserError(f"model.adapter is set ({config.model.adapter}): there is nothing to train; "
+                        "use `peftlab generate` or `peftlab run`")
     if not task.trainable:
-        raise UserError(f"task '{task.name}' has no training split")
+        raise UserError(f"task '{task.name}' has no training split"
+                        + ("" if config.data.train_task else "; train on another task's data with data.train_task"))
 
     tokenizer = load_tokenizer(config.model.name, padding_side="right")
     prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)

@@ -43,6 +43,9 @@ class AdaptationMethod(Method):
     default_learning_rate: ClassVar[float]
     replaces_base_model: ClassVar[bool] = False
     """True when :meth:`save` writes a whole model, so :meth:`load` needs no base model (full fine-tuning)."""
+    peft_type: ClassVar[str | None] = None
+    """The ``peft_type`` of the adapters it saves (``adapter_config.json``), checked when ``model.adapter``
+    names one made elsewhere; None for a method that saves a whole model."""
     trains_packed: ClassVar[bool] = True
     """Whether it can train on padding-free packed rows (``peftlab.data.packing``); methods that prepend
     virtual tokens cannot, and train on padded batches."""
@@ -72,13 +75,14 @@ class PromptingBaseline(Method):
 
     @abstractmethod
     def prompts(self, task, problems: list[dict], tokenizer, prompt_budget, seed: int,
-                prompt_format=None) -> tuple[list[str], dict | None]:
+                prompt_format=None, shot_task=None) -> tuple[list[str], dict | None]:
         """One prompt per problem, and statistics about demonstrations used (None when there are none).
 
         ``prompt_budget()`` returns the most tokens a prompt may take (the model's context minus
         ``generation.max_new_tokens``), or None when unknown; it is only called when needed.
         ``prompt_format`` (``peftlab.prompt_format``) renders problems and demonstrations (raw text or the
-        model's chat template); None renders the task's raw prompts.
+        model's chat template); None renders the task's raw prompts. ``shot_task`` (default ``task``) is
+        the task whose training split demonstrations come from (``data.train_task``).
         """
 
 

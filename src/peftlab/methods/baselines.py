@@ -13,7 +13,7 @@ class ZeroShot(PromptingBaseline):
     name = "zero-shot"
     source = "the task's own prompt, no demonstrations"
 
-    def prompts(self, task, problems, tokenizer, prompt_budget, seed, prompt_format=None):
+    def prompts(self, task, problems, tokenizer, prompt_budget, seed, prompt_format=None, shot_task=None):
         """``prompt_format`` (:mod:`peftlab.prompt_format`) renders the prompts; None: the raw prompt."""
         render = prompt_format.render if prompt_format is not None else task.prompt
         return [render(problem) for problem in problems], None
@@ -22,18 +22,20 @@ class ZeroShot(PromptingBaseline):
 class _WithShots(PromptingBaseline):
     options = ("shots",)
 
-    def prompts(self, task, problems, tokenizer, prompt_budget, seed, prompt_format=None):
-        """``prompt_format`` renders each prompt with its shots (chat: as prior turns); None: raw."""
-        if not task.trainable:
+    def prompts(self, task, problems, tokenizer, prompt_budget, seed, prompt_format=None, shot_task=None):
+        """``prompt_format`` renders each prompt with its shots (chat: as prior turns); None: raw.
+        ``shot_task`` (default ``task``) is the task whose training split the shots come from."""
+        source = shot_task or task
+        if not source.trainable:
             raise UserError(f"{self.name} draws demonstrations from the training split, which task "
-                            f"'{task.name}' does not have")
+                            f"'{source.name}' does not have; take them from another task's with data.train_task")
         assemble = None
         if prompt_format is not None:
             def assemble(shots, problem):
                 return prompt_format.render(problem, shots)
         return build_prompts(
-            self.name, problems, task.load("train"), shots=self.config.shots, seed=seed,
-            format_prompt=task.prompt, format_demo=task.demonstration, query=task.retrieval_text,
+            self.name, problems, source.load("train"), shots=self.config.shots, seed=seed,
+            format_prompt=task.prompt, format_demo=source.demonstration, query=task.retrieval_text,
             assemble=assemble, tokenizer=tokenizer, max_prompt_tokens=prompt_budget(),
             retriever=self.config.retriever, embedding_model=self.config.embedding_model,
         )

@@ -8,6 +8,7 @@ from peftlab.methods.targets import resolve_target_modules, uses_conv1d
 
 
 class IA3(AdaptationMethod):
+    peft_type = "IA3"
     name = "ia3"
     options = ("target_modules",)
     default_learning_rate = 3e-4

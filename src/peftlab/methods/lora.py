@@ -7,6 +7,7 @@ from peftlab.methods.targets import resolve_target_modules
 
 
 class LoRA(AdaptationMethod):
+    peft_type = "LORA"
     name = "lora"
     options = ("r", "alpha", "dropout", "target_modules")
     default_learning_rate = 3e-4

@@ -9,6 +9,7 @@ from peftlab.methods.base import AdaptationMethod
 
 
 class PrefixTuning(AdaptationMethod):
+    peft_type = "PREFIX_TUNING"
     name = "prefix-tuning"
     options = ("num_virtual_tokens", "prefix_projection")
     default_learning_rate = 3e-2

@@ -9,6 +9,7 @@ from peftlab.methods.base import AdaptationMethod
 
 
 class PromptTuning(AdaptationMethod):
+    peft_type = "PROMPT_TUNING"
     name = "prompt-tuning"
     options = ("num_virtual_tokens", "prompt_init", "prompt_init_text")
     default_learning_rate = 3e-3

@@ -7,6 +7,7 @@ Output layout (``OUT`` defaults to ``RUNS_DIR/report``)::
     OUT/report.html               the same, self-contained (figures embedded as data URIs)
     OUT/significance.{md,csv}     each method vs the best method of its model, per task and metric (the
                                   Markdown also carries the item-mean vs corpus flags)
+    OUT/pairs.md                  every pair of methods per task, model and item-level metric, Holm-adjusted
     OUT/tables/<task>.{md,csv,tex}
     OUT/figures/<task>-*.png
 
@@ -24,6 +25,7 @@ from peftlab.errors import UserError
 from peftlab.report.collect import Collection, collect_runs, group_runs
 from peftlab.report.figures import FigureFile, group_figures
 from peftlab.report.html import render_html
+from peftlab.report.pairs import pairs_markdown
 from peftlab.report.stats import GroupStats, group_stats
 from peftlab.report.tables import (
     SIGNIFICANCE_NOTE, VALUES_NOTE, disagreement_markdown, latex_table, markdown_table, results_csv,
@@ -54,6 +56,7 @@ def _markdown(collection: Collection, groups: list[GroupStats], figures: dict[st
         for figure in figures.get(stats.group.slug, []):
             lines += [f"![{figure.title}]({figure.path})", "", f"*{figure.caption}*", ""]
     lines += ["## Significance", "", SIGNIFICANCE_NOTE, "", significance_markdown(groups),
+              "## All pairs", "", pairs_markdown(groups),
               "## Item mean vs corpus", "", disagreement_markdown(groups), "## Skipped runs", ""]
     if collection.skipped:
         lines += [f"- `{item.name}`{' ' + item.labels if item.labels else ''}: {item.status} ({item.reason})"
@@ -111,6 +114,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> dic
     significance = significance_markdown(groups) + "\n## Item mean vs corpus\n\n" + disagreement_markdown(groups)
     _write(out_path, "significance.md", significance, written)
     _write(out_path, "significance.csv", significance_csv(groups), written)
+    _write(out_path, "pairs.md", pairs_markdown(groups), written)
     _write(out_path, "report.md", _markdown(collection, groups, figures), written)
     _write(out_path, "report.html", render_html(collection, groups, figures, out_path, _generated()), written)
     _remove_stale(out_path, written)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from peftlab.report.collect import Collection
 from peftlab.report.figures import FigureFile
+from peftlab.report.pairs import PAIRS_NUMERIC, pairs_cells
 from peftlab.report.stats import GroupStats
 from peftlab.report.tables import (
     DISAGREEMENT_NOTE, SIGNIFICANCE_NOTE, VALUES_NOTE, row_notes, disagreement_cells, result_cells,
@@ -107,7 +108,7 @@ def render_html(
         "<nav><ul>",
     ]
     parts += [f'<li><a href="#{stats.group.slug}">{escape(stats.group.title)}</a></li>' for stats in groups]
-    parts += ['<li><a href="#significance">Significance</a></li>',
+    parts += ['<li><a href="#significance">Significance</a></li>', '<li><a href="#pairs">All pairs</a></li>',
               '<li><a href="#item-mean-vs-corpus">Item mean vs corpus</a></li>',
               '<li><a href="#skipped">Skipped runs</a></li>', "</ul></nav>"]
     for stats in groups:
@@ -121,6 +122,10 @@ def render_html(
     numeric = range(header.index("Difference"), header.index("Test"))
     parts.append(_table(header, [[(text, False) for text in row] for row in rows], numeric)
                  if rows else "<p>No comparisons: every model has a single method per task.</p>")
+    note, header, rows = pairs_cells(groups)
+    parts += ['<h2 id="pairs">All pairs</h2>', f'<p class="note">{escape(note)}</p>']
+    if rows:
+        parts.append(_table(header, [[(text, False) for text in row] for row in rows], PAIRS_NUMERIC))
     parts += _disagreements(groups)
     parts.append('<h2 id="skipped">Skipped runs</h2>')
     if collection.skipped:

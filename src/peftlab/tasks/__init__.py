@@ -50,3 +50,9 @@ def task_class(name: str) -> type[Task]:
 def get_task(name: str, config) -> Task:
     """Raises: UserError for an unknown task name (see :func:`task_class`)."""
     return task_class(name)(config)
+
+
+def get_training_task(config) -> Task:
+    """The task whose training split trains the adapter and supplies demonstrations: ``data.train_task``,
+    else ``task``. Raises: UserError for an unknown name."""
+    return get_task(config.data.train_task or config.task, config)

@@ -65,6 +65,11 @@ class Task(ABC):
         the raw prompt; a task whose raw prompt is a text to continue should ask for the answer instead."""
         return self.prompt(problem)
 
+    def answer_prefix(self, problem: dict) -> str:
+        """The chat format's start of the assistant turn, written for the model, which continues it; the
+        training target (:meth:`response`) follows it. Default: nothing."""
+        return ""
+
     def response(self, problem: dict) -> str:
         """The training target for ``problem`` (in the chat format, the assistant turn's content)."""
         return problem["reference"]

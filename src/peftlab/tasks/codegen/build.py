@@ -71,7 +71,8 @@ def build_codegen_dataset(out: Path, source: Path | None | list = None, seed: in
 
 def build_from_specs(out: Path, specs: list[str], seed: int = 0, **options) -> dict:
     """:func:`build_codegen_dataset` over source specs (``stdlib``, ``NAME==VERSION`` of a pinned source
-    distribution, or a directory; see :mod:`peftlab.data.sources`), merged into one dataset.
+    distribution, or a directory; see :mod:`peftlab.data.sources`), merged into one dataset. A callable
+    ``tokenizer`` option is called (to load it) after the sources resolved.
 
     Raises:
         UserError: a spec cannot be resolved (unpinned, not found, download failed), or as
@@ -79,5 +80,7 @@ def build_from_specs(out: Path, specs: list[str], seed: int = 0, **options) -> d
     """
     resolved = [resolve_source(spec) for spec in specs or ["stdlib"]]
     roots = [source.mine_source for source in resolved]
+    if callable(options.get("tokenizer")):  # loaded only once the sources are known good: a typo fails fast
+        options["tokenizer"] = options["tokenizer"]()
     return build_codegen_dataset(out, roots if len(roots) > 1 else roots[0], seed,
                                  provenance=[source.card() for source in resolved], **options)
