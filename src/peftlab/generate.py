@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from peftlab.config import Config, GenerationConfig
 from peftlab.errors import UserError
-from peftlab.runs import RunDir
+from peftlab.runs import RunDir, training_run
 
 # Not ``predictions.jsonl.partial``: that is the temporary name ``write_jsonl`` renames into place.
 RESUME_FILE = "predictions.unfinished.jsonl"
@@ -69,13 +69,13 @@ class ResumeFile:
     def in_run(cls, config: Config, run_dir: str | Path) -> ResumeFile:
         """The resume file of a run directory. Its context names the model, the method and the training run
         that wrote the adapter (its start and end times), so a re-trained adapter never reuses old rows."""
-        adapter = config.model.adapter
-        trained = RunDir(Path(adapter).parent if adapter else run_dir).stage_record("train")
+        owner = training_run(config, Path(run_dir))
+        trained = owner.stage_record("train") if owner else None
         context = {
             "model": config.model.name,
             "method": config.method.model_dump(mode="json"),
             "trained": trained.get("run") if trained else None,
-            "adapter": adapter,
+            "adapter": config.model.adapter,
         }
         return cls(Path(run_dir) / RESUME_FILE, context)
 
@@ -212,9 +212,10 @@ def _generate_dropping_finished(model, tokenizer, encoded, kwargs: dict, config:
         left -= new.shape[1]
         keep = []
         for offset, row in enumerate(rows):
-            generated[row] += new[offset].tolist()
-            text = tokenizer.decode(generated[row], skip_special_tokens=True)
-            if not _finished(new[offset].tolist(), text, ends, stops) and new.shape[1] == step:
+            tokens = new[offset].tolist()
+            generated[row] += tokens
+            text = tokenizer.decode(generated[row], skip_special_tokens=True) if stops else ""
+            if not _finished(tokens, text, ends, stops) and new.shape[1] == step:
                 keep.append(offset)
         if not keep or left <= 0:
             break

@@ -20,7 +20,7 @@ from peftlab.methods import get_method, get_training_method
 from peftlab.models import load_model, load_model_config, load_tokenizer
 from peftlab.prompt_format import resolve_prompt_format
 from peftlab.prompting import prompt_token_budget
-from peftlab.runs import RunDir
+from peftlab.runs import RunDir, training_run
 from peftlab.tasks import get_task, get_training_task
 from peftlab.train import train
 
@@ -78,20 +78,13 @@ def adapter_dir(config: Config, run_dir: Path) -> Path:
     return Path(config.model.adapter) if config.model.adapter else RunDir(run_dir).adapter
 
 
-def _training_run(config: Config, run_dir: Path) -> RunDir | None:
-    """The peftlab run directory that trained the adapter (None for an adapter made elsewhere)."""
-    if not config.model.adapter:
-        return RunDir(run_dir)
-    owner = Path(config.model.adapter).parent
-    return RunDir(owner) if (owner / RunDir.STAGE_RECORDS / "train.json").is_file() else None
-
-
 def _check_given_adapter(config: Config) -> dict:
     """``model.adapter``: a PEFT adapter of the configured method's kind (checked before any model loads).
     Returns what the report needs to know about it: where it came from and, for a peftlab run's adapter,
     that run's training metrics (trainable parameters, peak memory, time), marked as borrowed."""
     adapter = Path(config.model.adapter)
-    if get_training_method(config.method).replaces_base_model:
+    method = get_training_method(config.method)
+    if method.replaces_base_model:
         raise UserError(f"method {config.method.name} saves a whole model, not an adapter: generate from it "
                         f"with model.name={adapter} and method.name=zero-shot")
     settings = adapter / "adapter_config.json"
@@ -100,11 +93,11 @@ def _check_given_adapter(config: Config) -> dict:
     with _unreadable_is_a_user_error(adapter):
         _check_readable(adapter)
         peft_type = json.loads(settings.read_text(encoding="utf-8")).get("peft_type")
-    expected = get_training_method(config.method).peft_type
+    expected = method.peft_type
     if expected and peft_type != expected:
         raise UserError(f"model.adapter={adapter} is a {peft_type} adapter, but method {config.method.name} "
                         f"loads {expected}; set method.name to match")
-    owner = _training_run(config, Path(config.output_dir))
+    owner = training_run(config, Path(config.output_dir))
     record = owner.stage_record("train") if owner else None
     if record is None:
         return {"adapter_from": str(adapter)}
@@ -140,7 +133,7 @@ def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
     problems = task.load("test")
     tokenizer = load_tokenizer(config.model.name, padding_side="left")
     prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task, shot_task)
-    trained_by = _training_run(config, run_dir) if trains(config) else None
+    trained_by = training_run(config, run_dir) if trains(config) else None
     if trained_by is not None:
         _check_trained_format(trained_by, prompt_format.name)
     prompts, prompt_stats = _prompts(config, task, problems, tokenizer, prompt_format,  # before the model: fail fast

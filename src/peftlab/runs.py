@@ -245,6 +245,15 @@ class RunDir:
         return read_metrics(self.path)
 
 
+def training_run(config: Config, run_dir: Path) -> RunDir | None:
+    """The peftlab run directory whose training wrote the adapter generation uses: ``run_dir`` itself, or
+    for ``model.adapter`` the run that holds that adapter (None for an adapter made by another tool)."""
+    if not config.model.adapter:
+        return RunDir(run_dir)
+    owner = RunDir(Path(config.model.adapter).parent)
+    return owner if owner.is_done("train") else None
+
+
 def read_metrics(run_dir: Path) -> dict:
     """``run_dir/metrics.json``, or ``{}`` when no stage has written it yet (or it is unreadable)."""
     path = Path(run_dir) / RunDir.METRICS

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import combinations
 
-from peftlab.report.stats import GroupStats, RowStats, holm, metric_title, paired_test
+from peftlab.report.stats import GroupStats, RowStats, holm, metric_title, paired_test, shared_rows
 from peftlab.report.tables import _md_table, _p_text
 
 ALPHA = 0.05
@@ -35,14 +35,12 @@ class Pair:
 
 
 def _pair(first: RowStats, second: RowStats, metric: str):
-    positions = {item_id: index for index, item_id in enumerate(second.ids)}
-    shared = [(index, positions[item_id]) for index, item_id in enumerate(first.ids) if item_id in positions]
-    if not shared:
+    second_rows, first_rows = shared_rows(second, first)  # in first's order
+    if not first_rows:
         return None
-    a = first.scores[metric][[i for i, _ in shared]]
-    b = second.scores[metric][[j for _, j in shared]]
+    a, b = first.scores[metric][first_rows], second.scores[metric][second_rows]
     p, test = paired_test(a, b)
-    return float(a.mean() - b.mean()), len(shared), p, test
+    return float(a.mean() - b.mean()), len(first_rows), p, test
 
 
 def all_pairs(groups: list[GroupStats]) -> list[Pair]:

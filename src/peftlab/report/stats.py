@@ -321,14 +321,19 @@ def group_stats(group) -> GroupStats:
     return GroupStats(group, rows, metrics, comparisons, disagreements(rows), specs)
 
 
+def shared_rows(first: RowStats, second: RowStats) -> tuple[list[int], list[int]]:
+    """Positions in ``first`` and in ``second`` of the items both scored, paired, in ``second``'s order."""
+    positions = {item_id: index for index, item_id in enumerate(first.ids)}
+    shared = [(positions[item_id], index) for index, item_id in enumerate(second.ids) if item_id in positions]
+    return [i for i, _ in shared], [j for _, j in shared]
+
+
 def _compare(model: str, metric: str, reference: RowStats, others: list[RowStats]) -> list[Comparison]:
     found = []
     for other in others:
-        positions = {item_id: index for index, item_id in enumerate(reference.ids)}
-        shared = [(positions[item_id], index) for index, item_id in enumerate(other.ids) if item_id in positions]
-        if not shared:
+        best_rows, other_rows = shared_rows(reference, other)
+        if not best_rows:
             continue
-        best_rows, other_rows = [i for i, _ in shared], [j for _, j in shared]
         if metric in CORPUS_METRICS:
             best_stats, other_stats = reference.corpus[metric][best_rows], other.corpus[metric][other_rows]
             p, test = corpus_paired_test(other_stats, best_stats, metric)
@@ -337,7 +342,7 @@ def _compare(model: str, metric: str, reference: RowStats, others: list[RowStats
             best_scores, other_scores = reference.scores[metric][best_rows], other.scores[metric][other_rows]
             p, test = paired_test(other_scores, best_scores)
             difference = float(other_scores.mean() - best_scores.mean())
-        found.append(Comparison(model, metric, other.row.label, reference.row.label, difference, len(shared), p, p,
+        found.append(Comparison(model, metric, other.row.label, reference.row.label, difference, len(best_rows), p, p,
                                 test))
     for comparison, adjusted in zip(found, holm([c.p for c in found])):
         comparison.p_holm = adjusted
