@@ -16,7 +16,7 @@ LAYERS = (
     ("train", "generate"),
     ("pipeline", "preview", "export"),
     ("study", "study_runner", "study_main", "report"),
-    ("cli", "__init__"),
+    ("cli", "api", "__init__"),
 )
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
 MAX_LINES = 400

@@ -283,4 +283,8 @@ def test_all_pairs_are_tested_and_holm_adjusted(study, report):
     assert tie.difference == 0 and tie.p == 1.0
     text = report["pairs.md"].read_text()
     assert "pairs differ significantly" in text and "| Better | Worse |" in text
+    listed = json.loads(report["pairs.json"].read_text())["pairs"]
+    assert len(listed) == len(pairs)
+    assert [(p["first"], p["second"], p["p_holm"], p["significant"]) for p in listed] == [
+        (p.first, p.second, p.p_holm, p.p_holm < 0.05) for p in pairs]
     assert "## All pairs" in report["report.md"].read_text() and 'id="pairs"' in report["report.html"].read_text()

@@ -84,10 +84,23 @@ def test_bad_study_on_the_command_line_is_one_line_and_runs_nothing(tmp_path):
 
 
 def test_presets_expand():
+    methods = ["zero-shot", "icl", "rag", "lora", "ia3", "prompt-tuning", "qlora-4bit"]
     default = expand(load_study(None, "default"))
-    assert [c.labels["method"] for c in default] == [
-        "zero-shot", "icl", "rag", "lora", "ia3", "prompt-tuning", "qlora-4bit"
+    assert [(c.labels["task"], c.labels["method"]) for c in default] == [
+        (task, method) for task in ("mbpp", "codegen") for method in methods
     ]
+    assert {c.config.model.name for c in default} == {"qwen2.5-coder-0.5b"}
+    # every training method trains once, on the mined functions; the codegen cell reuses the MBPP cell's adapter
+    mbpp = {c.labels["method"]: c for c in default if c.labels["task"] == "mbpp"}
+    assert {c.config.data.train_task for c in mbpp.values()} == {"codegen"}
+    borrowed = {c.labels["method"]: c.labels["adapter_from"] for c in default if c.labels.get("adapter_from")}
+    assert borrowed == {m: mbpp[m].key for m in ("lora", "ia3", "prompt-tuning", "qlora-4bit")}
+    # the separation preset differs from the default only in how many MBPP problems are scored
+    separation = expand(load_study(None, "separation"))
+    assert [c.config.data.test_size for c in separation if c.labels["task"] == "mbpp"] == [200] * 7
+    for small, large in zip(default, separation, strict=True):
+        small_config = small.config.model_dump(exclude={"output_dir", "data", "model"})
+        assert small_config == large.config.model_dump(exclude={"output_dir", "data", "model"})
     full = {c.labels["method"] for c in expand(load_study(None, "full"))}
     assert {"full", "prefix-tuning", "qlora-8bit"} <= full
 
@@ -135,6 +148,9 @@ def test_tiny_study_killed_mid_matrix_resumes_without_redoing_cells(tiny_model_d
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"{len(finished)} done" in result.stdout
+    pairs = json.loads((out / "report" / "pairs.json").read_text())["pairs"]
+    significant = sum(pair["significant"] for pair in pairs)
+    assert f"{significant} of {len(pairs)} method pairs differ significantly" in " ".join(result.stdout.split())
     after = _cell_files(out)
     assert len(after) == 6
     for key, stamp in finished.items():
@@ -150,6 +166,8 @@ def test_tiny_study_killed_mid_matrix_resumes_without_redoing_cells(tiny_model_d
     assert (report / "report.html").is_file() and (report / "tables" / "codegen.tex").is_file()
     first = _snapshot(report)
     assert any(name.startswith("figures/") and name.endswith(".png") for name in first)
+    assert "figures/codegen-loss.png" in first  # the LoRA cells' loss histories, one line per model's LoRA row
+    assert "codegen-loss.png" in first["report.md"].decode()
     assert "CodeBLEU" in (report / "tables" / "codegen.md").read_text()
     shutil.rmtree(report)
     build_report(out)

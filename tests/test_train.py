@@ -1,12 +1,14 @@
 """Training on the tiny model: adapter format, exact losses, save -> load, interrupt -> resume."""
 
+import json
+
 import pytest
 import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from peftlab.config import load_config
-from peftlab.errors import TrainingInterrupted
+from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.generate import generate_candidates
 from peftlab.pipeline import load_for_generation
 from peftlab.train import StopOnRequest, train
@@ -41,6 +43,31 @@ def test_metrics_and_pinned_loss(trained):
     assert metrics["train_loss"] == pytest.approx(5.9662, abs=2e-4)  # packed (tests/test_packing.py)
     assert metrics["best_eval_loss"] == pytest.approx(5.9340, abs=2e-4)
     assert metrics["tokens_per_s"] > 0 and metrics["peak_memory_mb"] > 0
+
+
+def test_loss_history_is_saved_beside_the_adapter(trained):
+    _, run_dir, metrics = trained
+    rows = [json.loads(line) for line in (run_dir / "loss_history.jsonl").read_text().splitlines()]
+    steps = [row for row in rows if "loss" in row]
+    evals = [row for row in rows if "eval_loss" in row]
+    assert [row["step"] for row in steps] == [1, 2, 3, 4] and [row["step"] for row in evals] == [2, 4]
+    # the Trainer's train_loss is the mean of the logged per-step losses
+    assert sum(row["loss"] for row in steps) / 4 == pytest.approx(metrics["train_loss"], abs=1e-3)
+    assert min(row["eval_loss"] for row in evals) == pytest.approx(metrics["best_eval_loss"])
+    assert all(row["learning_rate"] > 0 for row in steps)
+
+
+def test_a_tracker_that_is_not_installed_is_one_line_before_any_model_loads(tmp_path):
+    from transformers.integrations import is_tensorboard_available
+
+    if is_tensorboard_available():
+        pytest.skip("tensorboard is installed here")
+    config = load_config(None, ["model.name=/nonexistent/model", f"output_dir={tmp_path}", "train.report_to=[tensorboard]"])
+    with pytest.raises(UserError) as raised:
+        train(config, tmp_path)
+    assert str(raised.value) == "train.report_to=tensorboard needs the tensorboard package: pip install 'peftlab[tensorboard]'"
+    with pytest.raises(UserError, match="report_to"):
+        load_config(None, ["train.report_to=[wandb]"])
 
 
 def test_adapter_loads_with_plain_peft(trained, tiny_model_dir):

@@ -11,13 +11,14 @@ from typing import Optional
 
 import typer
 
+from peftlab.api import check
 from peftlab.config import Config, load_config
 from peftlab.errors import TrainingInterrupted, UserError
 
 # The registries are cheap to import (no torch, no transformers): the help texts list their names, and a
 # config is checked against them before any command imports ``peftlab.pipeline``, which loads torch.
-from peftlab.methods import METHODS, TRAINING_METHODS, get_method, get_training_method
-from peftlab.tasks import TASKS, task_class
+from peftlab.methods import METHODS, TRAINING_METHODS
+from peftlab.tasks import TASKS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Build and inspect datasets.")
@@ -47,15 +48,7 @@ def _config(config_file, overrides, *, check_method: str | None = "any", check_t
     """
     extra = [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
     config = load_config(config_file, list(overrides or []) + extra)
-    if check_method == "training":
-        get_training_method(config.method)
-    elif check_method == "any":
-        get_method(config.method)
-    if check_task:
-        task_class(config.task)
-        if config.data.train_task:
-            task_class(config.data.train_task)
-    return config
+    return check(config, check_method) if check_task else config
 
 
 @app.command()
@@ -142,6 +135,22 @@ def export(
     typer.echo(f"exported {info['method']} ({info['format']}, {info['size_mb']} MB) to {output_dir}")
 
 
+@app.command("export-samples")
+def export_samples_command(
+    run_dir: Path = typer.Argument(..., help="Run directory with predictions.jsonl (its -o).", show_default=False),
+    out: Path = typer.Option(..., "--out", help="File to write (.jsonl for evalplus, .json for bigcode).",
+                             show_default=False),
+    fmt: str = typer.Option("evalplus", "--format", help="evalplus: {task_id, solution} JSONL rows. bigcode: a "
+                            "JSON list of generations per problem (bigcode-evaluation-harness --load_generations_path)."),
+):
+    """Write an execution-scored run's candidates as whole programs for EvalPlus or bigcode-evaluation-harness;
+    `peftlab evaluate --predictions FILE` reads both back."""
+    from peftlab.tasks.samples import export_samples
+
+    count = export_samples(run_dir, fmt, out)
+    typer.echo(f"wrote {count} samples ({fmt}) to {out}")
+
+
 @data_app.command("mine-codegen")
 def mine_codegen(
     out: Path = typer.Option(..., "--out", help="Directory for train/validation/test.jsonl and card.json."),
@@ -209,7 +218,7 @@ def run(
 @app.command()
 def study(
     study_file: Optional[Path] = typer.Argument(None, help="Study YAML (default: the built-in preset)."),
-    preset: str = typer.Option("default", help="Built-in study when no file is given: default or full."),
+    preset: str = typer.Option("default", help="Built-in study when no file is given: default, separation or full."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Overrides the study's output_dir."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again."),
     report: bool = typer.Option(True, help="Write the report when the matrix is complete."),

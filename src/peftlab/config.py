@@ -95,6 +95,9 @@ class TrainConfig(_Section):
     (attention kept within each example), trained one row at a time, logits computed only where a token
     carries loss. Same loss as padded batches, less time and memory. Prompt and prefix tuning always train
     on padded batches (they prepend virtual tokens)."""
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)
+    """Experiment trackers the Hugging Face ``Trainer`` logs to (install ``peftlab[tensorboard]`` or
+    ``peftlab[mlflow]``). The loss history is written to ``loss_history.jsonl`` either way."""
     seed: int = 42
 
 

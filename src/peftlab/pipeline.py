@@ -22,6 +22,7 @@ from peftlab.prompt_format import resolve_prompt_format
 from peftlab.prompting import prompt_token_budget
 from peftlab.runs import RunDir, training_run
 from peftlab.tasks import get_task, get_training_task
+from peftlab.tasks.samples import read_samples
 from peftlab.train import train
 
 
@@ -191,7 +192,8 @@ def _prompts(config: Config, task, problems: list[dict], tokenizer, prompt_forma
 
 
 def evaluate(config: Config, run_dir: Path, predictions: Path | None = None, partial: bool = False) -> dict:
-    """Score ``predictions`` (default: the run's ``predictions.jsonl``) against the task's test set.
+    """Score ``predictions`` (default: the run's ``predictions.jsonl``; any form :func:`read_samples` reads)
+    against the task's test set.
 
     Raises:
         UserError: the file is unreadable or malformed, or its ids do not match the test set (unknown,
@@ -199,7 +201,7 @@ def evaluate(config: Config, run_dir: Path, predictions: Path | None = None, par
     """
     run = RunDir(run_dir)
     task = get_task(config.task, config)
-    rows = read_jsonl(predictions or run.predictions, required=task.prediction_keys)
+    rows = read_samples(predictions, task) if predictions else read_jsonl(run.predictions, required=task.prediction_keys)
     evaluation = task.evaluate(rows, partial=partial)
     for name, extra_rows in evaluation.files.items():
         write_jsonl(run / name, extra_rows)
@@ -210,7 +212,7 @@ def evaluate(config: Config, run_dir: Path, predictions: Path | None = None, par
 def _outputs(stage: str, config: Config, run: RunDir) -> list[str]:
     """Files a finished stage owns (removed if an earlier stage is re-done)."""
     if stage == "train":
-        return [RunDir.ADAPTER]
+        return [RunDir.ADAPTER, RunDir.LOSS_HISTORY]
     if stage == "generate":
         return [RunDir.PREDICTIONS]
     task = get_task(config.task, config)

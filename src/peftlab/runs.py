@@ -132,6 +132,7 @@ class RunDir:
     PREDICTIONS = "predictions.jsonl"
     SCORED = "scored.jsonl"
     ADAPTER = "adapter"
+    LOSS_HISTORY = "loss_history.jsonl"
     CHECKPOINTS = "checkpoints"
     STAGE_RECORDS = "stages"
 

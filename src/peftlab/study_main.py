@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -69,13 +70,25 @@ def results_table(cells: list[Cell]) -> Table:
     return table
 
 
+def _print_pairs(pairs_file: Path, console: Console) -> None:
+    """Which pairs of methods differ significantly (the report's all-pairs tests), one line each."""
+    listed = json.loads(pairs_file.read_text())
+    significant = [pair for pair in listed["pairs"] if pair["significant"]]
+    console.print(f"{len(significant)} of {len(listed['pairs'])} method pairs differ significantly "
+                  f"(paired test, Holm-adjusted p < {listed['alpha']}, per task, model and metric)"
+                  + (":" if significant else "."))
+    for pair in significant:
+        console.print(f"  {pair['task']} · {pair['model']} · {pair['metric']}: {pair['first']} > {pair['second']} "
+                      f"by {pair['difference']:+.3f} on {pair['n']} problems (p Holm {pair['p_holm']:.3g})")
+
+
 def _console() -> Console:
     console = Console()
     # logs and pipes: wide enough that the tables are not folded
     return console if console.is_terminal else Console(width=200)
 
 
-def _load(study_file: Path | None, preset: str, output_dir: str | None) -> tuple:
+def load_cells(study_file: Path | None, preset: str, output_dir: str | None) -> tuple:
     spec = load_study(study_file, None if study_file else preset)
     if output_dir:
         spec.output_dir = output_dir
@@ -98,7 +111,7 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
         UserError: the study is malformed.
     """
     console = console or _console()
-    spec, cells = _load(study_file, preset, output_dir)
+    spec, cells = load_cells(study_file, preset, output_dir)
     states = {}
     for cell in cells:
         try:
@@ -150,7 +163,7 @@ def run_study_command(study_file: Path | None, preset: str, output_dir: str | No
         UserError: the study is malformed (before anything runs).
     """
     console = _console()
-    spec, cells = _load(study_file, preset, output_dir)
+    spec, cells = load_cells(study_file, preset, output_dir)
     study_dir = ensure_writable_dir(Path(spec.output_dir), "study output directory")
     with directory_lock(study_dir, "study directory"):
         return _run_locked(spec, cells, retry_failed, report, console)
@@ -165,7 +178,9 @@ def _run_locked(spec, cells: list[Cell], retry_failed: bool, report: bool, conso
 
         report_dir = Path(spec.output_dir) / "report"
         build_report(Path(spec.output_dir), report_dir)
-        console.print(f"report: {report_dir / 'report.html'} (tables in {report_dir / 'tables'})")
+        _print_pairs(report_dir / "pairs.json", console)
+        console.print(f"report: {report_dir / 'report.html'} (tables in {report_dir / 'tables'}, 95% CIs; "
+                      f"every pair in {report_dir / 'pairs.md'})")
     finished = counts["done"] == len(cells)
     if not finished:
         console.print(f"[red]{len(cells) - counts['done']} of {len(cells)} cells not done[/]; re-run to resume"

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.integrations import is_mlflow_available, is_tensorboard_available
 
 from peftlab.checkpoints import MarkCompleteCheckpoints, atomic_directory, newest_complete_checkpoint
 from peftlab.config import Config
 from peftlab.data.examples import IGNORE_INDEX, CompletionCollator
+from peftlab.data.records import write_jsonl
 from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_training_method
@@ -121,6 +123,28 @@ def _disk_full_is_a_user_error(where: Path):
         ) from None
 
 
+TRACKERS = {"tensorboard": is_tensorboard_available, "mlflow": is_mlflow_available}
+"""``train.report_to`` values, each with transformers' own check that its package is installed."""
+LOGGED = ("step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm")
+
+
+def check_trackers(report_to: list[str]) -> None:
+    """Raises UserError for a tracker whose package is missing (before any model is loaded)."""
+    for name in report_to:
+        if not TRACKERS[name]():
+            raise UserError(f"train.report_to={name} needs the {name} package: pip install 'peftlab[{name}]'")
+
+
+def loss_history(log_history: list[dict]) -> list[dict]:
+    """The Trainer's log, one row per logged step: training loss (and learning rate, gradient norm) or
+    validation loss; the closing summary row is left out."""
+    rows = []
+    for entry in log_history:
+        if "loss" in entry or "eval_loss" in entry:
+            rows.append({key: entry[key] for key in LOGGED if key in entry})
+    return rows
+
+
 def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, callbacks: tuple = ()) -> dict:
     """Train and save the adapter under ``run_dir/adapter``; return the training metrics.
 
@@ -143,6 +167,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         raise UserError(f"task '{task.name}' has no training split"
                         + ("" if config.data.train_task else "; train on another task's data with data.train_task"))
 
+    check_trackers(config.train.report_to)
     tokenizer = load_tokenizer(config.model.name, padding_side="right")
     prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)
     train_set = tokenize_split(prompt_format, task.load("train"), config.model.max_length)
@@ -180,7 +205,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         logging_steps=1,
         # Packed: no attention mask to count by, so every collated token counts (row filler included).
         include_num_input_tokens_seen="all" if packed else "non_padding",
-        report_to=[],
+        report_to=list(config.train.report_to),
         seed=config.train.seed,
         data_seed=config.train.seed,
         remove_unused_columns=False,
@@ -215,6 +240,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
 
     with _disk_full_is_a_user_error(run.adapter), atomic_directory(run.adapter) as partial:
         method.save(trainer.model, partial)
+    write_jsonl(run / RunDir.LOSS_HISTORY, loss_history(trainer.state.log_history))
     eval_losses = [entry["eval_loss"] for entry in trainer.state.log_history if "eval_loss" in entry]
     return {
         **parameters,

