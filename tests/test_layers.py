@@ -11,7 +11,7 @@ LAYERS = (
     ("errors", "config", "cache"),
     ("data", "execution", "metrics", "postprocess", "runs", "checkpoints"),
     ("tasks",),
-    ("prompting", "prompt_format", "bundled", "models"),
+    ("prompting", "prompt_format", "bundled", "models", "devices"),
     ("methods",),
     ("train", "generate"),
     ("pipeline", "preview", "export"),

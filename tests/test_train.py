@@ -57,6 +57,15 @@ def test_loss_history_is_saved_beside_the_adapter(trained):
     assert all(row["learning_rate"] > 0 for row in steps)
 
 
+def test_eval_every_one_evaluates_once_at_the_end(tiny_model_dir, tiny_data_dir, tmp_path):
+    config = load_config(None, [f"model.name={tiny_model_dir}", f"data.dir={tiny_data_dir}", f"output_dir={tmp_path}",
+                                "train.batch_size=4", "train.max_steps=3", "train.eval_every=1.0"])
+    train(config, tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "loss_history.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "eval_loss" in row] == [3]
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith("checkpoint-")] == ["checkpoint-3"]
+
+
 def test_a_tracker_that_is_not_installed_is_one_line_before_any_model_loads(tmp_path):
     from transformers.integrations import is_tensorboard_available
 

@@ -76,15 +76,16 @@ def stage(config: Config, name: str, predictions: str | Path | None = None, part
 
 
 def study(path: str | Path | None = None, preset: str = "default", output_dir: str | None = None,
-          retry_failed: bool = False, report: bool = True) -> list[dict]:
+          retry_failed: bool = False, report: bool = True, devices: str | None = None) -> list[dict]:
     """``peftlab study``: run the matrix (progress on the console), then return one dict per cell:
-    ``labels``, ``status``, ``dir`` and ``metrics`` (empty for a cell that did not finish)."""
+    ``labels``, ``status``, ``dir`` and ``metrics`` (empty for a cell that did not finish). ``devices`` is
+    ``--devices`` (``"auto"`` or ``"0,1"``)."""
     from peftlab.runs import read_metrics
-    from peftlab.study_main import load_cells, run_study_command
+    from peftlab.study_main import load_cells, parse_devices, run_study_command
     from peftlab.study_runner import cell_state
 
     study_file = Path(path) if path is not None else None
-    run_study_command(study_file, preset, output_dir, retry_failed, report)
+    run_study_command(study_file, preset, output_dir, retry_failed, report, parse_devices(devices))
     _, cells = load_cells(study_file, preset, output_dir)
     rows = []
     for cell in cells:

@@ -221,6 +221,10 @@ def study(
     preset: str = typer.Option("default", help="Built-in study when no file is given: default, separation or full."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Overrides the study's output_dir."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again."),
+    devices: Optional[str] = typer.Option(
+        None, "--devices", help="Run cells in parallel, one per GPU: auto (every visible GPU) or ids such as 0,1. "
+        "Default: one cell at a time.", show_default=False,
+    ),
     report: bool = typer.Option(True, help="Write the report when the matrix is complete."),
     dry_run: bool = typer.Option(
         False, "--dry-run",
@@ -232,9 +236,9 @@ def study(
         from peftlab.study_main import dry_run_study
 
         raise typer.Exit(dry_run_study(study_file, preset, output_dir, retry_failed))
-    from peftlab.study_main import run_study_command
+    from peftlab.study_main import parse_devices, run_study_command
 
-    code = run_study_command(study_file, preset, output_dir, retry_failed, report)
+    code = run_study_command(study_file, preset, output_dir, retry_failed, report, parse_devices(devices))
     raise typer.Exit(code)
 
 

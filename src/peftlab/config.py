@@ -29,6 +29,12 @@ class ModelConfig(_Section):
     own text continued as is; ``chat``, the model's chat template (the task's request as a user turn, the
     answer as the assistant turn); ``auto``, chat when the tokenizer has a chat template (instruct models),
     else raw."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where training and generation run: ``auto`` is the GPU when CUDA is available, else the CPU. Pick
+    the GPU with ``CUDA_VISIBLE_DEVICES``."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights' dtype (and the Trainer's mixed precision): ``auto`` is bfloat16 on a GPU that supports it,
+    float16 on one that does not, float32 on a CPU (half-precision matmuls are very slow on CPUs)."""
     adapter: str | None = None
     """A trained adapter directory to generate with instead of training one: a peftlab run's ``adapter/``
     or any PEFT adapter (LoRA, IA3, prompt tuning, ...) saved by another tool. ``method.name`` must be a

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from peftlab.cache import cache_dir
 from peftlab.bundled import BundledModel, Chunk, build_cache_entry, ensure_converted, split_into_packages
+from peftlab.cache import cache_dir
+from peftlab.devices import CPU, Placement
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
 
 
@@ -174,8 +175,10 @@ def load_model_config(name: str):
         return AutoConfig.from_pretrained(path, gguf_file=gguf_file)
 
 
-def load_model(name: str, quantization_config=None, dtype: torch.dtype = torch.float32):
-    """Load the causal LM for ``name`` (float32 by default: bf16 matmuls are ~500x slower on our CPUs).
+def load_model(name: str, quantization_config=None, placement: Placement = CPU):
+    """Load the causal LM for ``name`` in ``placement``'s dtype, on its device (float32 on the CPU by
+    default: bf16 matmuls are ~500x slower on our CPUs). A quantised model is placed by bitsandbytes at
+    load time (``device_map``); any other is moved after loading.
 
     Raises:
         UserError: the model cannot be found locally and the hub is unreachable or has no such id.
@@ -183,11 +186,16 @@ def load_model(name: str, quantization_config=None, dtype: torch.dtype = torch.f
     from transformers import AutoModelForCausalLM
 
     path, gguf_file = resolve_model_path(name)
-    kwargs = {"dtype": dtype, "gguf_file": gguf_file}
+    kwargs = {"dtype": placement.torch_dtype, "gguf_file": gguf_file}
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
+        if placement.on_gpu:
+            kwargs["device_map"] = {"": placement.device}
     with _loading(name, path):
-        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if quantization_config is None and placement.device != "cpu":
+        model = model.to(placement.device)
+    return model
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from peftlab.data.records import read_jsonl, write_jsonl
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
 from peftlab.generate import ResumeFile, generate_candidates
 from peftlab.methods import get_method, get_training_method
+from peftlab.devices import resolve_placement
 from peftlab.models import load_model, load_model_config, load_tokenizer
 from peftlab.prompt_format import resolve_prompt_format
 from peftlab.prompting import prompt_token_budget
@@ -37,19 +38,22 @@ def load_for_generation(config: Config, run_dir: Path):
         UserError: a training method was named but ``run_dir`` holds no trained adapter, or the adapter
             is unreadable.
     """
+    placement = resolve_placement(config.model)
     if not trains(config):
-        return load_model(config.model.name)
+        return load_model(config.model.name, placement=placement)
     method = get_training_method(config.method)
     adapter = adapter_dir(config, run_dir)
     if not adapter.is_dir():
         raise UserError(f"no trained adapter in {adapter}; run `peftlab train` with the same output_dir first")
     with _unreadable_is_a_user_error(adapter):
         _check_readable(adapter)  # before the base model loads: a damaged adapter fails fast
-    base = None if method.replaces_base_model else load_model(
-        config.model.name, quantization_config=method.quantization_config()
-    )
+    quantization = method.quantization_config()
+    base = None if method.replaces_base_model else load_model(config.model.name, quantization, placement)
     with _unreadable_is_a_user_error(adapter):
-        return method.load(base, adapter)
+        model = method.load(base, adapter)
+    # the adapter (or a full fine-tune, which replaces the base) is loaded on the CPU; bitsandbytes placed
+    # a quantised base itself
+    return model.to(placement.device) if placement.on_gpu and quantization is None else model
 
 
 @contextmanager
@@ -156,7 +160,7 @@ def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
     write_jsonl(RunDir(run_dir).predictions, rows)
     resume.discard()  # only now: until predictions.jsonl is in place, the finished batches are kept
     metrics = {"generate_time_s": elapsed, "test_problems": len(problems), "k": config.generation.k,
-               **prompt_format.record()}
+               **resolve_placement(config.model).record(), **prompt_format.record()}
     if prompt_stats:
         metrics.update(shots_used_mean=prompt_stats["shots_used_mean"], dropped_shots=prompt_stats["dropped_shots"])
     return metrics

@@ -55,6 +55,7 @@ def run_info(config: Config, command: str, started: float) -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # which GPU a study cell was given
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from peftlab.errors import UserError
 from peftlab.methods import METHODS
 from peftlab.metrics.specs import describe
 from peftlab.runs import directory_lock, ensure_writable_dir, read_metrics
@@ -156,7 +157,28 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
     return 0
 
 
-def run_study_command(study_file: Path | None, preset: str, output_dir: str | None, retry_failed: bool, report: bool) -> int:
+def parse_devices(text: str | None) -> list[str] | None:
+    """``--devices``: None (cells one after another, each seeing every GPU), ``auto`` (one cell per visible
+    GPU) or a comma-separated list of GPU ids (``0,1,3``).
+
+    Raises:
+        UserError: an empty or repeated id.
+    """
+    if text is None:
+        return None
+    if text == "auto":
+        import torch  # only here: counting GPUs needs it, the other study paths stay torch-free
+
+        count = torch.cuda.device_count()
+        return [str(index) for index in range(count)] or None
+    devices = [part.strip() for part in text.split(",")]
+    if not all(devices) or len(set(devices)) != len(devices):
+        raise UserError(f"--devices takes distinct GPU ids separated by commas (e.g. 0,1) or auto, not '{text}'")
+    return devices
+
+
+def run_study_command(study_file: Path | None, preset: str, output_dir: str | None, retry_failed: bool, report: bool,
+                      devices: list[str] | None = None) -> int:
     """Returns the exit code: 0 when every cell is done, 1 when some failed or are unfinished.
 
     Raises:
@@ -166,12 +188,12 @@ def run_study_command(study_file: Path | None, preset: str, output_dir: str | No
     spec, cells = load_cells(study_file, preset, output_dir)
     study_dir = ensure_writable_dir(Path(spec.output_dir), "study output directory")
     with directory_lock(study_dir, "study directory"):
-        return _run_locked(spec, cells, retry_failed, report, console)
+        return _run_locked(spec, cells, retry_failed, report, console, devices)
 
 
-def _run_locked(spec, cells: list[Cell], retry_failed: bool, report: bool, console: Console) -> int:
+def _run_locked(spec, cells: list[Cell], retry_failed: bool, report: bool, console: Console, devices=None) -> int:
     _prepare_task_data(cells, console)
-    counts = run_study(spec, cells, retry_failed, console)
+    counts = run_study(spec, cells, retry_failed, console, devices)
     console.print(results_table(cells))
     if report and counts["done"]:
         from peftlab.report import build_report

@@ -5,11 +5,16 @@ A cell runs as ``python -m peftlab.cli run -c <cell>/config.yaml`` so that its p
 ``<cell>/cell.json``: ``running`` → ``done`` | ``failed`` | ``interrupted``. Re-running the study skips
 ``done`` cells, resumes ``interrupted`` and stale ``running`` ones (a killed study leaves those; training
 resumes from its checkpoint), and retries ``failed`` cells only with ``retry_failed``.
+
+With several ``devices`` (GPU ids), cells run in parallel, one per device: each cell's process sees only
+its GPU (``CUDA_VISIBLE_DEVICES``), so its peak memory is still its own, and a cell that reuses another
+cell's adapter starts only once that cell is finished.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -42,36 +47,54 @@ def _tail(path: Path, lines: int = 1) -> str:
     return " | ".join(text[-lines:])
 
 
-def run_cell(cell: Cell, spec: StudySpec) -> dict:
-    """Run one cell in a child process; its output goes to ``<cell>/log.txt``. Returns its new state."""
+def run_cell(cell: Cell, spec: StudySpec, device: str | None = None) -> dict:
+    """Run one cell in a child process (on GPU ``device`` alone, when given); its output goes to
+    ``<cell>/log.txt``. Returns its new state."""
     cell_dir = Path(cell.config.output_dir)
     cell_dir.mkdir(parents=True, exist_ok=True)
     (cell_dir / "config.yaml").write_text(dump_config(cell.config))
     previous = cell_state(cell_dir)
     earlier = previous.get("wall_time_s", 0.0) if previous.get("status") != "failed" else 0.0
-    _write_state(cell, spec, status="running", wall_time_s=earlier)
+    placed = {"device": device} if device is not None else {}
+    placed["started_at"] = time.time()  # when this attempt started and (below) ended: the schedule, for reading
+    _write_state(cell, spec, status="running", wall_time_s=earlier, **placed)
     started = time.perf_counter()
     command = [sys.executable, "-m", "peftlab.cli", "run", "-c", str(cell_dir / "config.yaml")]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": device} if device is not None else None
     with (cell_dir / "log.txt").open("a") as log:
         try:
-            code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+            code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  env=env).returncode
         except KeyboardInterrupt:
             code = 130
     wall = earlier + time.perf_counter() - started
+    placed["finished_at"] = time.time()
     if code == 0:
-        state = {"status": "done", "wall_time_s": wall}
+        state = {"status": "done", "wall_time_s": wall, **placed}
     elif code == 130:
-        state = {"status": "interrupted", "wall_time_s": wall}
+        state = {"status": "interrupted", "wall_time_s": wall, **placed}
     else:
-        state = {"status": "failed", "wall_time_s": wall, "exit_code": code, "error": _tail(cell_dir / "log.txt")}
+        state = {"status": "failed", "wall_time_s": wall, "exit_code": code, "error": _tail(cell_dir / "log.txt"),
+                 **placed}
     _write_state(cell, spec, **state)
     if code == 130:
         raise KeyboardInterrupt
     return state
 
 
-def run_study(spec: StudySpec, cells: list[Cell], retry_failed: bool = False, console: Console | None = None) -> Counter:
-    """Run every cell that still needs it; return the final count of cells per status."""
+def _report(console: Console, cell: Cell, state: dict) -> None:
+    colour = "green" if state["status"] == "done" else "red"
+    where = f" on GPU {state['device']}" if "device" in state else ""
+    message = f"  [{colour}]{state['status']}[/]{where} in {state['wall_time_s']:.0f} s  [dim]{cell.config.output_dir}[/]"
+    if state["status"] == "failed":
+        message += f"\n  [red]{state['error']}[/] (full log: {cell.config.output_dir}/log.txt)"
+    console.print(message)
+
+
+def run_study(spec: StudySpec, cells: list[Cell], retry_failed: bool = False, console: Console | None = None,
+              devices: list[str] | None = None) -> Counter:
+    """Run every cell that still needs it (in parallel, one per GPU, with several ``devices``); return the
+    final count of cells per status."""
     console = console or Console()
     states = {cell.key: cell_state(Path(cell.config.output_dir)).get("status", "left") for cell in cells}
     todo = [
@@ -83,7 +106,11 @@ def run_study(spec: StudySpec, cells: list[Cell], retry_failed: bool = False, co
         f"study '{spec.name}': {len(cells)} cells, {Counter(states.values())['done']} done, "
         f"{Counter(states.values())['failed']} failed{' (retrying)' if retry_failed else ''}, {len(todo)} to run"
         + (f" ({skipped} skipped)" if skipped else "")
+        + (f" on {len(devices)} GPUs ({', '.join(devices)})" if devices and len(devices) > 1 else "")
     )
+    if devices and len(devices) > 1:
+        _run_parallel(spec, todo, states, devices, console)
+        return Counter(states.values())
     for index, cell in enumerate(todo, start=1):
         states[cell.key] = "running"
         counts = Counter(states.values())
@@ -91,11 +118,40 @@ def run_study(spec: StudySpec, cells: list[Cell], retry_failed: bool = False, co
             f"[bold][{index}/{len(todo)}][/] {cell.title}  "
             f"[dim]done {counts['done']} · running 1 · failed {counts['failed']} · left {len(todo) - index}[/]"
         )
-        state = run_cell(cell, spec)
+        state = run_cell(cell, spec, devices[0] if devices else None)
         states[cell.key] = state["status"]
-        colour = "green" if state["status"] == "done" else "red"
-        message = f"  [{colour}]{state['status']}[/] in {state['wall_time_s']:.0f} s  [dim]{cell.config.output_dir}[/]"
-        if state["status"] == "failed":
-            message += f"\n  [red]{state['error']}[/] (full log: {cell.config.output_dir}/log.txt)"
-        console.print(message)
+        _report(console, cell, state)
     return Counter(states.values())
+
+
+def _run_parallel(spec: StudySpec, todo: list[Cell], states: dict, devices: list[str], console: Console) -> None:
+    """One worker thread per device; the next cell whose adapter owner (if any) is finished goes to the
+    first free device. A cell waits while its owner is queued or running; an owner that failed lets it
+    run and fail with its own message, as in a sequential study."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    waiting, running, started = list(todo), {}, 0
+    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
+        while waiting or running:
+            busy = {device for device, _ in running.values()}
+            for device in (d for d in devices if d not in busy):
+                ready = next((cell for cell in waiting if states.get(cell.labels.get("adapter_from", ""), "done")
+                              not in ("left", "running", "interrupted")), None)
+                if ready is None and not running:  # cannot happen with owners listed first; never stall
+                    ready = waiting[0]
+                if ready is None:
+                    break
+                waiting.remove(ready)
+                states[ready.key] = "running"
+                started += 1
+                counts = Counter(states.values())
+                console.print(f"[bold][{started}/{len(todo)}][/] {ready.title} → GPU {device}  [dim]done "
+                              f"{counts['done']} · running {counts['running']} · failed {counts['failed']} · "
+                              f"left {len(waiting)}[/]")
+                running[pool.submit(run_cell, ready, spec, device)] = (device, ready)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                _, cell = running.pop(future)
+                state = future.result()  # an interrupted cell raises KeyboardInterrupt here
+                states[cell.key] = state["status"]
+                _report(console, cell, state)

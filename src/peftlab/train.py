@@ -24,6 +24,7 @@ from peftlab.checkpoints import MarkCompleteCheckpoints, atomic_directory, newes
 from peftlab.config import Config
 from peftlab.data.examples import IGNORE_INDEX, CompletionCollator
 from peftlab.data.records import write_jsonl
+from peftlab.devices import resolve_placement
 from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_training_method
@@ -178,10 +179,15 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
     # Before the model loads: a checkpoint of another config is refused fast.
     checkpoint = newest_complete_checkpoint(run.checkpoints, training_fingerprint(config))
     torch.manual_seed(config.train.seed)
-    model = method.apply(load_model(config.model.name, quantization_config=method.quantization_config()))
+    placement = resolve_placement(config.model)
+    model = method.apply(load_model(config.model.name, method.quantization_config(), placement))
     parameters = count_parameters(model)
     packed = config.train.packing and method.trains_packed
 
+    # The Trainer reads eval_steps/save_steps below 1 as a share of all steps and 1 or more as a step count,
+    # so eval_every=1.0 ("once, at the end") would mean "every step". Just under 1 is still a share, and
+    # rounds up to the last step for any run shorter than a billion steps.
+    every = min(config.train.eval_every, 1 - 1e-9)
     args = TrainingArguments(
         output_dir=str(run.checkpoints),
         num_train_epochs=config.train.epochs,
@@ -195,9 +201,9 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         gradient_checkpointing=config.train.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},  # works with frozen embeddings (PEFT)
         eval_strategy="steps" if validation_set else "no",
-        eval_steps=config.train.eval_every,
+        eval_steps=every,
         save_strategy="steps",
-        save_steps=config.train.eval_every,
+        save_steps=every,
         save_total_limit=2,
         load_best_model_at_end=bool(validation_set),
         metric_for_best_model="eval_loss",
@@ -209,7 +215,10 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         seed=config.train.seed,
         data_seed=config.train.seed,
         remove_unused_columns=False,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not placement.on_gpu,
+        bf16=placement.on_gpu and placement.dtype == "bfloat16",  # autocast; PEFT keeps adapter weights in float32
+        fp16=placement.on_gpu and placement.dtype == "float16",
+        dataloader_pin_memory=placement.on_gpu,
     )
     stop = stop or StopOnRequest()
     trainer = (PackedTrainer if packed else Trainer)(
@@ -255,5 +264,6 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         "adapter_mb": _directory_mb(run.adapter),
         "resumed_from": checkpoint.name if checkpoint else None,
         "packed": packed,
+        **placement.record(),
         **prompt_format.record(),
     }
