@@ -96,6 +96,9 @@ def test_export_samples_refuses_what_it_cannot_write(generated_run, tmp_path, mo
     code, _, err = run_cli_in_process(monkeypatch, capsys, "export-samples", str(generated_run), "--format", "nosuch",
                                       "--out", str(tmp_path / "x"))
     assert (code, err.strip()) == (2, "error: unknown samples format 'nosuch'; known: evalplus, bigcode")
+    code, _, err = run_cli_in_process(monkeypatch, capsys, "export-samples", str(generated_run), "--format", "bigcode",
+                                      "--out", str(tmp_path / "x.jsonl"))
+    assert (code, err.strip()) == (2, f"error: bigcode samples go to a .json file, not {tmp_path / 'x.jsonl'}")
     code, _, err = run_cli_in_process(monkeypatch, capsys, "export-samples", str(tmp_path / "none"), "--out",
                                       str(tmp_path / "x"))
     assert code == 2 and err.strip().startswith("error: ") and "holds no finished generation" in err

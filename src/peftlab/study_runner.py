@@ -137,7 +137,7 @@ def _run_parallel(spec: StudySpec, todo: list[Cell], states: dict, devices: list
             for device in (d for d in devices if d not in busy):
                 ready = next((cell for cell in waiting if states.get(cell.labels.get("adapter_from", ""), "done")
                               not in ("left", "running", "interrupted")), None)
-                if ready is None and not running:  # cannot happen with owners listed first; never stall
+                if ready is None and waiting and not running:  # cannot happen with owners listed first; never stall
                     ready = waiting[0]
                 if ready is None:
                     break

@@ -96,6 +96,8 @@ def export_samples(run_dir: Path, fmt: str, out: Path) -> int:
 
     if fmt not in FORMATS:
         raise UserError(f"unknown samples format '{fmt}'; known: {', '.join(FORMATS)}")
+    if (Path(out).suffix == ".json") != (fmt == "bigcode"):  # what read_samples tells them apart by
+        raise UserError(f"{fmt} samples go to a {'.json' if fmt == 'bigcode' else '.jsonl'} file, not {out}")
     run = RunDir(run_dir)
     if not (run / RunDir.CONFIG).is_file() or not run.predictions.is_file():
         raise UserError(f"{run_dir} holds no finished generation (config.yaml and predictions.jsonl)")
