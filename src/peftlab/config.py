@@ -50,6 +50,15 @@ class DataConfig(_Section):
     ``model.max_length``; ICL and RAG draw their shots from the same N records)."""
     validation_size: int | None = Field(64, ge=1)
     test_size: int | None = Field(None, ge=1)
+    source: str | None = None
+    """Read the splits with 🤗 ``datasets`` instead of from ``data.dir``: a local ``.json``/``.jsonl``/
+    ``.parquet``/``.csv`` file (one split, ``train``), a directory of such files named after their splits,
+    or a hub id. Needs ``peftlab[datasets]``. See :mod:`peftlab.data.hub`."""
+    columns: dict[str, str] = Field(default_factory=dict)
+    """The source column for each record key the task reads, e.g. ``{instruction: prompt, reference: code}``."""
+    splits: dict[Literal["train", "validation", "test"], str] = Field(default_factory=dict)
+    """The source split for each of train/validation/test (default: the same name), in ``datasets``'
+    split syntax: ``{test: "train[90%:]"}`` takes the last tenth of a one-split source."""
     train_task: str | None = None
     """Train, and draw ICL/RAG demonstrations, on this task's training split instead of ``task``'s (whose
     test split is still what is scored): e.g. ``task=humaneval data.train_task=codegen`` fine-tunes on

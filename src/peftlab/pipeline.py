@@ -14,10 +14,10 @@ from pathlib import Path
 
 from peftlab.config import Config
 from peftlab.data.records import read_jsonl, write_jsonl
+from peftlab.devices import resolve_placement
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
 from peftlab.generate import ResumeFile, generate_candidates
 from peftlab.methods import get_method, get_training_method
-from peftlab.devices import resolve_placement
 from peftlab.models import load_model, load_model_config, load_tokenizer
 from peftlab.prompt_format import resolve_prompt_format
 from peftlab.prompting import prompt_token_budget

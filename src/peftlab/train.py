@@ -23,9 +23,9 @@ from transformers.integrations import is_mlflow_available, is_tensorboard_availa
 from peftlab.checkpoints import MarkCompleteCheckpoints, atomic_directory, newest_complete_checkpoint
 from peftlab.config import Config
 from peftlab.data.examples import IGNORE_INDEX, CompletionCollator
+from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
 from peftlab.data.records import write_jsonl
 from peftlab.devices import resolve_placement
-from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_training_method
 from peftlab.models import load_model, load_tokenizer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from peftlab.data.hub import load_source_split
 from peftlab.data.records import read_jsonl
 from peftlab.errors import UserError
 from peftlab.metrics import match_scores
@@ -18,6 +19,7 @@ from peftlab.tasks.codegen.build import build_codegen_dataset
 from peftlab.tasks.codegen.prompt import INSTRUCTION_TEMPLATE, STOP_STRINGS, format_prompt
 
 SPLITS = ("train", "validation", "test")
+REQUIRED = {"instruction": str, "reference": str}
 SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
 # The chat format's user turn. The instruction alone (docstring, then signature) does not say what is
 # wanted; the raw template implies it by its "### Response:" slot, a chat turn has to ask. "Code only" keeps
@@ -34,13 +36,19 @@ class CodeGeneration(Task):
     raw_template = INSTRUCTION_TEMPLATE
 
     def load(self, split: str) -> list[dict]:
-        """Records of ``split`` from ``data.dir``, truncated to the configured size.
+        """Records of ``split`` from ``data.source`` (any dataset ``datasets`` reads, :mod:`peftlab.data.hub`)
+        or else ``data.dir``, truncated to the configured size.
 
         Raises:
-            UserError: the data directory or split file is missing, malformed, or empty.
+            UserError: the source, data directory or split file is missing, malformed, or empty.
         """
         if split not in SPLITS:
             raise UserError(f"unknown split '{split}'; known: {', '.join(SPLITS)}")
+        if self.config.data.source is not None:
+            records = load_source_split(self.config.data, split, REQUIRED)
+            if not records:
+                raise UserError(f"data.source {self.config.data.source}: split '{split}' is empty")
+            return self._numbered(records, split)
         if self.config.data.dir is None:
             raise UserError("the codegen task needs data.dir (build one with `peftlab data mine-codegen --out DIR`)")
         directory = Path(self.config.data.dir)
@@ -49,9 +57,13 @@ class CodeGeneration(Task):
             raise UserError(
                 f"dataset split not found: {path} (run `peftlab data mine-codegen --out {directory}` first?)"
             )
-        records = read_jsonl(path, required={"instruction": str, "reference": str})
+        records = read_jsonl(path, required=REQUIRED)
         if not records:
             raise UserError(f"dataset split {path} is empty")
+        return self._numbered(records, split)
+
+    def _numbered(self, records: list[dict], split: str) -> list[dict]:
+        """Ids for records without one; the configured size applied."""
         for index, record in enumerate(records):
             record.setdefault("id", f"{split}-{index:05d}")
         size = getattr(self.config.data, SIZE_KEYS[split])
@@ -77,8 +89,9 @@ class CodeGeneration(Task):
         return Evaluation({**metrics, **coverage, "metric_specs": describe(metrics)}, scored)
 
     def prepare_data(self, directory: Path) -> dict | None:
-        """Mine the default stdlib dataset into ``directory`` once (a study's cells share it)."""
-        if (directory / "card.json").is_file():
+        """Mine the default stdlib dataset into ``directory`` once (a study's cells share it); nothing to
+        do when the data comes from ``data.source``."""
+        if self.config.data.source is not None or (directory / "card.json").is_file():
             return None
         return build_codegen_dataset(directory, None, seed=0)
 
