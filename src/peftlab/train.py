@@ -97,6 +97,7 @@ def training_fingerprint(config: Config) -> dict:
     """The settings a checkpoint depends on: resuming one under other settings would mix two runs."""
     dumped = config.model_dump(mode="json", include={"model", "data", "method", "train", "task"})
     dumped["data"].pop("test_size", None)  # what is generated from later does not change training
+    dumped["train"].pop("report_to", None)  # nor does where the losses are also logged
     return dumped
 
 

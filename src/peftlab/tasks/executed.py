@@ -21,7 +21,8 @@ from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_tes
 
 class ExecutedTask(Task):
     """``evaluate`` accepts the rows ``peftlab generate`` writes (``{id, candidates}``) or external rows
-    ``{task_id, completion, ...}`` (one per sample, extra keys carried through). It writes per-sample
+    ``{task_id, completion, ...}`` or EvalPlus's ``{task_id, solution, ...}`` (one per sample, extra keys
+    carried through; bigcode generation files are turned into solution rows by :mod:`peftlab.tasks.samples`). It writes per-sample
     verdicts in input order to ``verdicts.jsonl`` and reports pass@1, pass@k (k = samples per task) and
     tests passed; for generated rows, where the dataset has reference solutions, also EM and CodeBLEU."""
 
