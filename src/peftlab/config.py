@@ -54,6 +54,10 @@ class DataConfig(_Section):
     """Read the splits with 🤗 ``datasets`` instead of from ``data.dir``: a local ``.json``/``.jsonl``/
     ``.parquet``/``.csv`` file (one split, ``train``), a directory of such files named after their splits,
     or a hub id. Needs ``peftlab[datasets]``. See :mod:`peftlab.data.hub`."""
+    loader: str | None = None
+    """One of the studies' datasets by name (``conala``, ``codealpaca-python``; :mod:`peftlab.data.loaders`):
+    its schema converted to the task's records. ``data.source`` defaults to its hub id, or names a local
+    copy in that schema."""
     columns: dict[str, str] = Field(default_factory=dict)
     """The source column for each record key the task reads, e.g. ``{instruction: prompt, reference: code}``."""
     splits: dict[Literal["train", "validation", "test"], str] = Field(default_factory=dict)

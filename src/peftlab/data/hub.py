@@ -3,6 +3,10 @@
 ::
 
     load_source_split(data_config, split) -> list[dict]   # records keyed as the task reads them
+    load_rows(source, split) -> datasets.Dataset
+
+``data.loader`` names one of the studies' datasets (:mod:`peftlab.data.loaders`), whose schema it converts;
+``data.source`` then defaults to its hub id and may be a local copy in that schema.
 
 ``data.source`` is a local ``.json``/``.jsonl``/``.parquet``/``.csv`` file (its one split is ``train``), a
 directory of such files named after their splits (``train.parquet``, ``test.parquet``, ...), or a hub id
@@ -43,7 +47,8 @@ def _load_arguments(source: str) -> dict:
     return {"path": source}  # a hub id
 
 
-def _load(source: str, split: str):
+def load_rows(source: str, split: str):
+    """Split ``split`` (datasets' syntax) of ``source`` as a ``datasets.Dataset``."""
     if importlib.util.find_spec("datasets") is None:
         raise UserError("data.source needs the datasets package: pip install 'peftlab[datasets]'")
     import datasets
@@ -65,8 +70,10 @@ def load_source_split(data_config, split: str, required: dict[str, type]) -> lis
     Raises:
         UserError: no ``datasets`` package, an unreadable source, a missing split or column, a wrong type.
     """
+    if data_config.loader is not None:
+        return _named(data_config, split)
     source = data_config.source
-    rows = _load(source, data_config.splits.get(split, split))
+    rows = load_rows(source, data_config.splits.get(split, split))
     names = list(rows.column_names)
     mapping = {key: data_config.columns.get(key, key) for key in (*required, "id")}
     for key, column in mapping.items():
@@ -84,3 +91,12 @@ def load_source_split(data_config, split: str, required: dict[str, type]) -> lis
             record["id"] = str(record["id"])
         records.append(record)
     return records
+
+
+def _named(data_config, split: str) -> list[dict]:
+    from peftlab.data.loaders import get_loader, loader_records
+
+    loader = get_loader(data_config.loader)
+    source = data_config.source or loader.hub_id
+    split_name = data_config.splits.get(split) or loader.splits.get(split, split)
+    return loader_records(loader, load_rows(source, split_name), source)

@@ -44,10 +44,11 @@ class CodeGeneration(Task):
         """
         if split not in SPLITS:
             raise UserError(f"unknown split '{split}'; known: {', '.join(SPLITS)}")
-        if self.config.data.source is not None:
+        if self.config.data.source is not None or self.config.data.loader is not None:
             records = load_source_split(self.config.data, split, REQUIRED)
             if not records:
-                raise UserError(f"data.source {self.config.data.source}: split '{split}' is empty")
+                raise UserError(f"data.source {self.config.data.source or self.config.data.loader}: split "
+                                f"'{split}' is empty")
             return self._numbered(records, split)
         if self.config.data.dir is None:
             raise UserError("the codegen task needs data.dir (build one with `peftlab data mine-codegen --out DIR`)")
@@ -91,7 +92,7 @@ class CodeGeneration(Task):
     def prepare_data(self, directory: Path) -> dict | None:
         """Mine the default stdlib dataset into ``directory`` once (a study's cells share it); nothing to
         do when the data comes from ``data.source``."""
-        if self.config.data.source is not None or (directory / "card.json").is_file():
+        if self.config.data.source or self.config.data.loader or (directory / "card.json").is_file():
             return None
         return build_codegen_dataset(directory, None, seed=0)
 
