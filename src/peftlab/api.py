@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from peftlab.config import Config, load_config
+from peftlab.data.loaders import get_loader
 from peftlab.errors import UserError
 from peftlab.methods import get_method, get_training_method
 from peftlab.tasks import task_class
@@ -34,7 +35,7 @@ def check(config: Config, method: str | None = "any") -> Config:
     against the registries, before torch is imported. Returns ``config``.
 
     Raises:
-        UserError: an unknown method or task, or a method option the method does not take.
+        UserError: an unknown method, task or data loader, or a method option the method does not take.
     """
     if method == "training":
         get_training_method(config.method)
@@ -43,16 +44,20 @@ def check(config: Config, method: str | None = "any") -> Config:
     task_class(config.task)
     if config.data.train_task:
         task_class(config.data.train_task)
+    if config.data.loader:
+        get_loader(config.data.loader)
     return config
 
 
 def config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), *, model: str | None = None,
-           method: str | None = None, task: str | None = None, output_dir: str | None = None) -> Config:
+           method: str | None = None, task: str | None = None, output_dir: str | None = None,
+           check_method: str | None = "any") -> Config:
     """A checked :class:`~peftlab.config.Config` from an optional YAML file, ``key=value`` overrides and the
-    commands' shortcuts (``--model``, ``--method``, ``--task``, ``-o``), applied in that order."""
+    commands' shortcuts (``--model``, ``--method``, ``--task``, ``-o``), applied in that order; the method is
+    checked as :func:`check` says (the CLI builds every command's config here)."""
     shortcuts = {"model.name": model, "method.name": method, "task": task, "output_dir": output_dir}
     extra = [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
-    return check(load_config(path, [*overrides, *extra]))
+    return check(load_config(path, [*overrides, *extra]), check_method)
 
 
 def run(config: Config, announce=None) -> dict:

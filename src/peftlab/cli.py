@@ -11,8 +11,8 @@ from typing import Optional
 
 import typer
 
-from peftlab.api import check
-from peftlab.config import Config, load_config
+from peftlab.api import config as api_config
+from peftlab.config import Config
 from peftlab.errors import TrainingInterrupted, UserError
 
 # The registries are cheap to import (no torch, no transformers): the help texts list their names, and a
@@ -38,17 +38,16 @@ TaskOption = typer.Option(
 )
 
 
-def _config(config_file, overrides, *, check_method: str | None = "any", check_task=True, **shortcuts) -> Config:
+def _config(config_file, overrides, *, check_method: str | None = "any", **shortcuts) -> Config:
     """The command's config, its method (``check_method``: ``"any"``, ``"training"``, or None when the
-    command uses none) and its task checked.
+    command uses none) and its task checked (:func:`peftlab.api.config`; ``shortcuts`` are its ``model``,
+    ``method``, ``task`` and ``output_dir``).
 
     Raises:
         UserError: a bad config, an unknown method or task, or a method option the method does not take;
             all before torch is imported, so a typo costs well under a second.
     """
-    extra = [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
-    config = load_config(config_file, list(overrides or []) + extra)
-    return check(config, check_method) if check_task else config
+    return api_config(config_file, list(overrides or []), check_method=check_method, **shortcuts)
 
 
 @app.command()
@@ -60,8 +59,7 @@ def train(
     output_dir: Optional[str] = OutputOption,
 ):
     """Fine-tune the model with the configured method; resumes from the last complete checkpoint if interrupted."""
-    config = _config(config_file, overrides, check_method="training",
-                     **{"model.name": model, "method.name": method, "output_dir": output_dir})
+    config = _config(config_file, overrides, check_method="training", model=model, method=method, output_dir=output_dir)
     from peftlab.pipeline import run_command
 
     metrics = run_command(config, "train")
@@ -79,8 +77,7 @@ def generate(
 ):
     """Generate k candidates per test problem into predictions.jsonl; an interrupted run resumes at the first
     unfinished batch."""
-    shortcuts = {"model.name": model, "method.name": method, "task": task, "output_dir": output_dir}
-    config = _config(config_file, overrides, **shortcuts)
+    config = _config(config_file, overrides, model=model, method=method, task=task, output_dir=output_dir)
     from peftlab.pipeline import run_command
 
     run_command(config, "generate")
@@ -207,8 +204,7 @@ def run(
     output_dir: Optional[str] = OutputOption,
 ):
     """Train (for a training method), generate and evaluate in one go; finished stages are skipped."""
-    shortcuts = {"model.name": model, "method.name": method, "task": task, "output_dir": output_dir}
-    config = _config(config_file, overrides, **shortcuts)
+    config = _config(config_file, overrides, model=model, method=method, task=task, output_dir=output_dir)
     from peftlab.pipeline import run_stages
 
     metrics = run_stages(config, announce=lambda stage: typer.echo(f"== {stage}"))

@@ -193,7 +193,7 @@ def load_model(name: str, quantization_config=None, placement: Placement = CPU):
             kwargs["device_map"] = {"": placement.device}
     with _loading(name, path):
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    if quantization_config is None and placement.device != "cpu":
+    if quantization_config is None and placement.on_gpu:
         model = model.to(placement.device)
     return model
 

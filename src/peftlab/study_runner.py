@@ -55,9 +55,9 @@ def run_cell(cell: Cell, spec: StudySpec, device: str | None = None) -> dict:
     (cell_dir / "config.yaml").write_text(dump_config(cell.config))
     previous = cell_state(cell_dir)
     earlier = previous.get("wall_time_s", 0.0) if previous.get("status") != "failed" else 0.0
-    placed = {"device": device} if device is not None else {}
-    placed["started_at"] = time.time()  # when this attempt started and (below) ended: the schedule, for reading
-    _write_state(cell, spec, status="running", wall_time_s=earlier, **placed)
+    attempt = {"device": device} if device is not None else {}
+    attempt["started_at"] = time.time()  # when this attempt started and (below) ended: the schedule, for reading
+    _write_state(cell, spec, status="running", wall_time_s=earlier, **attempt)
     started = time.perf_counter()
     command = [sys.executable, "-m", "peftlab.cli", "run", "-c", str(cell_dir / "config.yaml")]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": device} if device is not None else None
@@ -68,14 +68,14 @@ def run_cell(cell: Cell, spec: StudySpec, device: str | None = None) -> dict:
         except KeyboardInterrupt:
             code = 130
     wall = earlier + time.perf_counter() - started
-    placed["finished_at"] = time.time()
+    attempt["finished_at"] = time.time()
     if code == 0:
-        state = {"status": "done", "wall_time_s": wall, **placed}
+        state = {"status": "done", "wall_time_s": wall, **attempt}
     elif code == 130:
-        state = {"status": "interrupted", "wall_time_s": wall, **placed}
+        state = {"status": "interrupted", "wall_time_s": wall, **attempt}
     else:
         state = {"status": "failed", "wall_time_s": wall, "exit_code": code, "error": _tail(cell_dir / "log.txt"),
-                 **placed}
+                 **attempt}
     _write_state(cell, spec, **state)
     if code == 130:
         raise KeyboardInterrupt

