@@ -10,6 +10,7 @@ SOURCE = Path(__file__).parents[1] / "src" / "peftlab"
 LAYERS = (
     ("errors", "config", "cache"),
     ("data", "execution", "metrics", "postprocess", "runs", "checkpoints"),
+    ("projects",),
     ("tasks",),
     ("prompting", "prompt_format", "bundled", "models", "devices"),
     ("methods",),

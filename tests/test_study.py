@@ -101,8 +101,12 @@ def test_presets_expand():
     for small, large in zip(default, separation, strict=True):
         small_config = small.config.model_dump(exclude={"output_dir", "data", "model"})
         assert small_config == large.config.model_dump(exclude={"output_dir", "data", "model"})
-    full = {c.labels["method"] for c in expand(load_study(None, "full"))}
+    full_cells = expand(load_study(None, "full"))
+    full = {c.labels["method"] for c in full_cells}
     assert {"full", "prefix-tuning", "qlora-8bit"} <= full
+    project = [c for c in full_cells if c.labels["task"] == "project-codegen"]
+    assert {c.labels["method"] for c in project} == full  # every method also on the mined project
+    assert {c.config.data.project for c in project} == {"algorithms==1.0.1"}
 
 
 def _snapshot(report: Path) -> dict[str, bytes]:

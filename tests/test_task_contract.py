@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,9 @@ from peftlab.config import load_config
 from peftlab.tasks import TASKS, get_task
 
 # Config a task needs to find its data in the test environment (tasks that ship their data need none).
-TASK_OVERRIDES = {"codegen": lambda data_dir: [f"data.dir={data_dir}"]}
+PROJECT = Path(__file__).parent / "fixtures" / "tested_project"
+TASK_OVERRIDES = {"codegen": lambda data_dir: [f"data.dir={data_dir}"],
+                  "project-codegen": lambda _: [f"data.project={PROJECT}"]}
 
 
 def _task(name, tiny_data_dir, *extra):
@@ -21,7 +24,9 @@ def _task(name, tiny_data_dir, *extra):
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
-def test_task_contract(name, tiny_data_dir):
+def test_task_contract(name, tiny_data_dir, tmp_path, monkeypatch):
+    if name == "project-codegen":  # it mines its project into the cache: a private one
+        monkeypatch.setenv("PEFTLAB_CACHE", str(tmp_path / "cache"))
     task = _task(name, tiny_data_dir)
     assert task.name == name
     problems = task.load("test")

@@ -181,6 +181,36 @@ def mine_codegen(
                f"; {dropped} dropped as benchmark duplicates")
 
 
+@data_app.command("mine")
+def mine_project_command(
+    project: str = typer.Argument(..., help="A directory with a test suite, or NAME==VERSION of a source "
+                                  "distribution (e.g. algorithms==1.0.1, fetched once from PyPI).", show_default=False),
+    seed: int = typer.Option(0, help="Seed of the split by module (data.project_seed)."),
+    workers: int = typer.Option(2, help="Sandboxes run at once while every function is checked."),
+    tokenizer: str = typer.Option("smollm2-135m", help="Tokenizer for the card's token-length statistics "
+                                  "('' for none)."),
+    force: bool = typer.Option(False, "--force", help="Mine again even if the cache has this project."),
+):
+    """Run a project's tests once under coverage and record every function with the tests that exercise it
+    (cached by source hash; `task=project-codegen data.project=PROJECT` uses it)."""
+    from peftlab.tasks.mined import mined_project
+
+    loaded = None
+    if tokenizer:
+        def loaded():  # called only if the project must be mined, once its source resolved
+            from peftlab.models import load_tokenizer
+
+            return load_tokenizer(tokenizer)
+    mined = mined_project(project, seed=seed, tokenizer=loaded, tokenizer_name=tokenizer, workers=workers,
+                          progress=lambda message: typer.echo(message, err=True), force=force)
+    card = mined.card
+    functions, counts = card["functions"], card["counts"]
+    typer.echo(f"{mined.spec}: {functions['records']} functions with tests ({functions['with_direct_test']} with a "
+               f"direct test) from {card['tests']['kept']}/{card['tests']['total']} tests kept; train "
+               f"{counts['train']}, validation {counts['validation']}, test {counts['test']}; "
+               f"{card['seconds']['total']:g} s; card: {mined.directory / 'card.json'}")
+
+
 @data_app.command("preview")
 def preview(
     config_file: Optional[Path] = ConfigOption,

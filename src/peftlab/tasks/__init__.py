@@ -16,8 +16,9 @@ from peftlab.tasks.base import Task
 from peftlab.tasks.codegen import CodeGeneration
 from peftlab.tasks.humaneval import HumanEval
 from peftlab.tasks.mbpp import MBPP
+from peftlab.tasks.project_codegen import ProjectCodeGeneration
 
-TASKS: dict[str, type[Task]] = {task.name: task for task in (CodeGeneration, HumanEval, MBPP)}
+TASKS: dict[str, type[Task]] = {task.name: task for task in (CodeGeneration, HumanEval, MBPP, ProjectCodeGeneration)}
 
 
 def _import_task(spec: str) -> type[Task]:

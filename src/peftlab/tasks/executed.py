@@ -72,6 +72,12 @@ class ExecutedTask(Task):
     def postprocess(self, completion: str) -> str:
         return continuation(completion, self.stop)  # keeps the code of a fenced answer
 
+    def score(self, samples: list[dict], ks: list[int], postprocess) -> tuple[dict, list[dict]]:
+        """(metrics, per-sample verdict rows) for sample rows (see :func:`score_samples`, whose shape a
+        task that runs its candidates differently keeps)."""
+        return score_samples(samples, self.execution_problems(), workers=self.config.execution.workers,
+                             timeout=self.config.execution.timeout, ks=ks, kind=self.title, postprocess=postprocess)
+
     def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
         generated = bool(predictions) and all("candidates" in row for row in predictions)
         test = {problem["id"]: problem for problem in self.load("test")}
@@ -88,11 +94,8 @@ class ExecutedTask(Task):
         for row in samples:
             per_task[row["task_id"]] = per_task.get(row["task_id"], 0) + 1
         ks = sorted({1, min(per_task.values(), default=1)})
-        metrics, verdicts = score_samples(
-            samples, self.execution_problems(), workers=self.config.execution.workers,
-            timeout=self.config.execution.timeout, ks=ks, kind=self.title,
-            postprocess=None if generated else self.postprocess,  # generate already post-processed its candidates
-        )
+        # generate already post-processed its candidates
+        metrics, verdicts = self.score(samples, ks, postprocess=None if generated else self.postprocess)
         scored = per_item_scores(verdicts, ks)
         metrics.update(coverage)
         if generated and all(test[row["id"]].get("reference") for row in predictions):
