@@ -11,9 +11,9 @@ Steps (the card records each one's counts): (1) the suite runs twice on the unmo
 coverage; a test that fails, times out or is skipped in either run, or whose outcome differs between them
 (flaky), is dropped. (2) A function's tests are the kept tests whose context executed a line of its body;
 a test is *direct* when its own function body calls the function by name (:func:`functions.is_direct`).
-(3) Every function with tests is run twice on exactly those tests: with its original body (all must pass
-when run on their own) and with its body emptied to ``raise NotImplementedError`` (one must fail);
-the survivors are the records. (4) ``filter_records`` (the contamination check) and a split by module.
+(3) Every function with tests is run three times on exactly those tests: with its original body (all must
+pass when run on their own), and with its body emptied to ``raise NotImplementedError`` and to ``pass`` (one
+must fail each time); the survivors are the records. (4) ``filter_records`` (the contamination check) and a split by module.
 
 Cache: ``<cache>/projects/<name>-<key>/`` holding ``records.jsonl`` and ``card.json``, where the key
 hashes the tree's content, this miner's version, the seed and the per-test timeout; built in a hidden
@@ -23,6 +23,7 @@ work directory and renamed into place, so a directory there is complete.
 from __future__ import annotations
 
 import hashlib
+from importlib import metadata
 import json
 import os
 import shutil
@@ -42,7 +43,7 @@ from peftlab.projects.functions import called_names, emptied_body, functions_of,
 from peftlab.projects.scoring import run_bodies
 from peftlab.projects.tree import ProjectTree, read_tree
 
-MINER_VERSION = 1
+MINER_VERSION = 2
 EXAMPLES_KEPT = 5  # dropped tests listed by id in the card, per reason
 
 
@@ -143,20 +144,31 @@ def map_tests(tree: ProjectTree, coverage: JobResult, kept: set[str]) -> list[di
     return functions
 
 
+def pass_body(record: dict) -> str:
+    return " " * record["body_indent"] + "pass\n"
+
+
 def _validate(tree: ProjectTree, functions: list[dict], timeout: float, workers: int, backend,
               progress) -> tuple[list[dict], dict]:
-    items = [(record, None) for record in functions] + [(record, emptied_body(record)) for record in functions]
+    """Keep the functions whose original body passes all their tests when run alone, and whose body
+    emptied both ways (raise, pass) fails at least one: otherwise a candidate that does nothing would pass."""
+    items = ([(record, None) for record in functions] + [(record, emptied_body(record)) for record in functions]
+             + [(record, pass_body(record)) for record in functions])
     report = (lambda done, total: progress(f"validating: {done}/{total} runs")) if progress else None
     verdicts = run_bodies(tree, items, timeout=timeout, workers=workers, backend=backend, progress=report)
-    original, emptied = verdicts[:len(functions)], verdicts[len(functions):]
-    kept, reasons = [], {"original fails alone": 0, "emptied body passes": 0, "not attested": 0}
-    for record, first, second in zip(functions, original, emptied):
-        if "error" in (first["status"], second["status"]):
+    n = len(functions)
+    kept, reasons = [], {"original fails alone": 0, "raise body passes": 0, "pass body passes": 0,
+                         "not attested": 0}
+    for index, record in enumerate(functions):
+        original, raised, passed = verdicts[index], verdicts[n + index], verdicts[2 * n + index]
+        if "error" in (original["status"], raised["status"], passed["status"]):
             reasons["not attested"] += 1
-        elif first["status"] != "passed":
+        elif original["status"] != "passed":
             reasons["original fails alone"] += 1
-        elif second["status"] == "passed":
-            reasons["emptied body passes"] += 1
+        elif raised["status"] == "passed":
+            reasons["raise body passes"] += 1
+        elif passed["status"] == "passed":
+            reasons["pass body passes"] += 1
         else:
             kept.append(record)
     return kept, reasons
@@ -224,6 +236,7 @@ def mine_project(spec: str, *, seed: int = 0, timeout: float = 10.0, suite_secon
         "project": source.spec, "provenance": source.card(), "tree_sha256": tree.sha256,
         "miner_version": MINER_VERSION, "seed": seed, "per_test_timeout_s": timeout,
         "python_version": sys.version.split()[0],
+        "tools": {name: metadata.version(name) for name in ("pytest", "coverage")},
         "files": len(tree.files), "modules": len(tree.modules), "test_files": len(tree.test_files),
         "tests": {"total": tests_total, "kept": len(kept), "dropped": dropped},
         "functions": {"executed_by_kept_tests": executed, "records": len(records),
