@@ -22,7 +22,8 @@ from peftlab.config import Config, load_config
 from peftlab.errors import UserError
 from peftlab.methods import METHODS, get_method
 
-PRESETS = {"default": "study-default.yaml", "separation": "study-separation.yaml", "full": "study-full.yaml"}
+PRESETS = {"default": "study-default.yaml", "separation": "study-separation.yaml", "full": "study-full.yaml",
+           "testgen": "study-testgen.yaml"}
 
 
 class _Strict(BaseModel):

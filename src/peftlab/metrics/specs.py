@@ -43,12 +43,28 @@ def _exactly(key: str, **fields):
     return build
 
 
+def _best_and_mean(family: str, title: str, position: int):
+    """``<family>_best`` (the best of a problem's k candidates) and ``<family>_mean`` (their mean)."""
+    def build(key: str) -> MetricSpec | None:
+        for sub, (suffix, label) in enumerate((("_best", "best"), ("_mean", "mean"))):
+            if key == family + suffix:
+                return MetricSpec(key, f"{title} ({label})", (position, sub))
+        return None
+    return build
+
+
 FAMILIES = (
     _at_k("em", "EM", 0),
     _exactly("codebleu", title="CodeBLEU (corpus)", column=(1, 0), aggregation="corpus"),
     # The item mean of per-item CodeBLEU: descriptive only, it ranks short outputs too high (docs/metrics.md).
     _exactly("codebleu_item", title="CodeBLEU (item mean)", column=(1, 1), paired_test=False),
     _at_k("pass", "pass", 2),
+    # Generated tests (task testgen, peftlab.execution.testgen): each per candidate, best and mean of k.
+    _best_and_mean("test_valid", "valid", 3),
+    _best_and_mean("test_pass", "pass", 4),
+    _best_and_mean("line_cov", "line cov.", 5),
+    _best_and_mean("branch_cov", "branch cov.", 6),
+    _best_and_mean("mutation", "mutation score", 7),
 )
 
 

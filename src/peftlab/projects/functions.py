@@ -5,6 +5,7 @@
     functions_of(source, file, module) -> list[dict]    module-level functions and methods of its classes
     substitute(source, record, body) -> str             the module with the function's body replaced
     emptied_body(record) -> str                         ``raise NotImplementedError`` at the body's indent
+    prompt_context(record, chars) -> str                the module context shown above the function
     trim_body(record, completion) -> str                a generated body cut where the function ends
     body_of_solution(record, solution) -> str           the body of a whole-function answer
     called_names(test_source, node_id) -> set[str] | None   names the test function's body calls
@@ -108,6 +109,17 @@ def functions_of(source: str, file: str, module: str) -> list[dict]:
             "context": _context(tree, node, lines, cls if cls is not None else node),
         })
     return records
+
+
+def prompt_context(record: dict, chars: int) -> str:
+    """The record's context items, in file order, while they fit in ``chars``; blank lines after them."""
+    kept, used = [], 0
+    for item in record["context"]:
+        if used + len(item) + 1 > chars:
+            break
+        kept.append(item)
+        used += len(item) + 1
+    return "\n".join(kept) + "\n\n\n" if kept else ""
 
 
 def substitute(source: str, record: dict, body: str) -> str:

@@ -8,6 +8,7 @@ Output layout (``OUT`` defaults to ``RUNS_DIR/report``)::
     OUT/significance.{md,csv}     each method vs the best method of its model, per task and metric (the
                                   Markdown also carries the item-mean vs corpus flags)
     OUT/pairs.{md,json}           every pair of methods per task, model and item-level metric, Holm-adjusted
+    OUT/forgetting.md             methods trained on another task's data vs the zero-shot base, per metric
     OUT/tables/<task>.{md,csv,tex}
     OUT/figures/<task>-*.png
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from peftlab.errors import UserError
 from peftlab.report.collect import Collection, collect_runs, group_runs
 from peftlab.report.figures import FigureFile, group_figures
+from peftlab.report.forgetting import forgetting, forgetting_markdown
 from peftlab.report.html import render_html
 from peftlab.report.pairs import pairs_json, pairs_markdown
 from peftlab.report.stats import GroupStats, group_stats
@@ -55,6 +57,9 @@ def _markdown(collection: Collection, groups: list[GroupStats], figures: dict[st
         lines += [f"## {stats.group.title}", "", markdown_table(stats)]
         for figure in figures.get(stats.group.slug, []):
             lines += [f"![{figure.title}]({figure.path})", "", f"*{figure.caption}*", ""]
+    changes = forgetting(groups)
+    if changes:
+        lines += ["## Forgetting", "", forgetting_markdown(changes)]
     lines += ["## Significance", "", SIGNIFICANCE_NOTE, "", significance_markdown(groups),
               "## All pairs", "", pairs_markdown(groups),
               "## Item mean vs corpus", "", disagreement_markdown(groups), "## Skipped runs", ""]
@@ -115,6 +120,7 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> dic
     _write(out_path, "significance.md", significance, written)
     _write(out_path, "significance.csv", significance_csv(groups), written)
     _write(out_path, "pairs.md", pairs_markdown(groups), written)
+    _write(out_path, "forgetting.md", forgetting_markdown(forgetting(groups)), written)
     _write(out_path, "pairs.json", pairs_json(groups), written)
     _write(out_path, "report.md", _markdown(collection, groups, figures), written)
     _write(out_path, "report.html", render_html(collection, groups, figures, out_path, _generated()), written)

@@ -44,6 +44,8 @@ class Run:
     sweep: tuple[tuple[str, object], ...]
     metrics: dict
     items: list[dict]
+    train_task: str | None = None
+    """``data.train_task``: the task whose training data the run was adapted on, where not its own."""
 
 
 @dataclass
@@ -216,7 +218,7 @@ def collect_runs(runs_dir: str | Path, exclude: str | Path | None = None) -> Col
     _derive_plain_sweeps([entry for _, _, entry in loaded])
     runs = [
         Run(directory, name, entry["model"], entry["method"], entry["task"], entry["dataset"], entry["seed"],
-            entry["sweep"], entry["metrics"], entry["items"])
+            entry["sweep"], entry["metrics"], entry["items"], entry["config"].get("data.train_task"))
         for directory, name, entry in loaded
     ]
     return Collection(root, study, runs, skipped)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from peftlab.report.collect import Collection
 from peftlab.report.figures import FigureFile
+from peftlab.report.forgetting import NOTE as FORGETTING_NOTE
+from peftlab.report.forgetting import forgetting, forgetting_cells
 from peftlab.report.pairs import PAIRS_NUMERIC, pairs_cells
 from peftlab.report.stats import GroupStats
 from peftlab.report.tables import (
@@ -116,6 +118,11 @@ def render_html(
         parts.append(f'<h2 id="{stats.group.slug}">{escape(stats.group.title)}</h2>')
         parts.append(_table(header, rows, range(header.index("Trainable params"), len(header))))
         parts += [_figure(out_dir, figure) for figure in figures.get(stats.group.slug, [])]
+    changes = forgetting(groups)
+    if changes:
+        header, rows = forgetting_cells(changes)
+        parts += ['<h2 id="forgetting">Forgetting</h2>', f'<p class="note">{escape(FORGETTING_NOTE)}</p>',
+                  _table(header, [[(text, False) for text in row] for row in rows], range(5, 10))]
     header, rows = significance_cells(groups)
     parts.append('<h2 id="significance">Significance</h2>')
     parts.append(f'<p class="note">{escape(SIGNIFICANCE_NOTE)}</p>')

@@ -17,8 +17,9 @@ from peftlab.tasks.codegen import CodeGeneration
 from peftlab.tasks.humaneval import HumanEval
 from peftlab.tasks.mbpp import MBPP
 from peftlab.tasks.project_codegen import ProjectCodeGeneration
+from peftlab.tasks.testgen import TestGeneration
 
-TASKS: dict[str, type[Task]] = {task.name: task for task in (CodeGeneration, HumanEval, MBPP, ProjectCodeGeneration)}
+TASKS: dict[str, type[Task]] = {task.name: task for task in (CodeGeneration, HumanEval, MBPP, ProjectCodeGeneration, TestGeneration)}
 
 
 def _import_task(spec: str) -> type[Task]:

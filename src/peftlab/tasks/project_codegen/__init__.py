@@ -20,7 +20,7 @@ from pathlib import Path
 from peftlab.errors import UserError
 from peftlab.execution import sandbox
 from peftlab.execution.scoring import check_samples, sample_counts, summarize
-from peftlab.projects.functions import body_of_solution, trim_body
+from peftlab.projects.functions import body_of_solution, prompt_context, trim_body
 from peftlab.projects.mine import MinedProject
 from peftlab.projects.scoring import run_bodies
 from peftlab.tasks.executed import ExecutedTask
@@ -34,15 +34,8 @@ SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "te
 
 
 def build_prompt(record: dict, context_chars: int) -> str:
-    """Context items in file order while they fit ``context_chars``, then the class header and the header."""
-    kept, used = [], 0
-    for item in record["context"]:
-        if used + len(item) + 1 > context_chars:
-            break
-        kept.append(item)
-        used += len(item) + 1
-    context = "\n".join(kept) + "\n\n\n" if kept else ""
-    return context + record.get("class_header", "") + record["header"]
+    """The module context within ``context_chars``, then the class header (a method) and the header."""
+    return prompt_context(record, context_chars) + record.get("class_header", "") + record["header"]
 
 
 class ProjectCodeGeneration(ExecutedTask):

@@ -1,0 +1,127 @@
+"""Unit-test generation (``task=testgen``): given a focal function, write a test for it; scored by running it.
+
+Training and validation pairs come from a mined project (``data.project``; focal function -> one of its
+direct tests, split by module, :mod:`peftlab.tasks.testgen.data`); the test set is HumanEval's 164
+functions (prompt + canonical solution), whose own ``check`` is the reference test. A test may be pytest
+functions, ``unittest.TestCase`` methods or a ``check(candidate)``; the focal module's functions are in its
+namespace and importable ``from focal import ...``.
+
+Per candidate (:mod:`peftlab.execution.testgen`): parses, passes on the correct function, line and branch
+coverage of the focal function's body, mutation score (share of the behaviour-changing mutants it kills),
+and CodeBLEU against the reference test. Per problem the best and the mean over its k candidates.
+
+Prediction rows: ``{id, candidates}`` (``peftlab generate``) or one row per sample ``{task_id, test,
+...extra}`` from any tool; ``verdicts.jsonl`` has one row per sample with the extra keys carried through.
+"""
+
+from __future__ import annotations
+
+from statistics import fmean
+
+from peftlab.errors import UserError
+from peftlab.execution.testgen import FocalProblem, score_tests
+from peftlab.metrics import match_scores
+from peftlab.metrics.specs import describe
+from peftlab.postprocess import extract_code
+from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
+from peftlab.tasks.mined import mined_project
+from peftlab.tasks.testgen.data import humaneval_focal, mined_pairs
+
+STOP_STRINGS = ("\nif __name__", "\n\n\n\n")
+REQUEST = ("Write unit tests with assertions (pytest style) for the function `{name}` below; it can be imported "
+           "with `from focal import {name}`.\n```python\n{focal}```")
+SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
+FAMILIES = {"test_valid": "valid", "test_pass": "passed", "line_cov": "line_coverage",
+            "branch_cov": "branch_coverage", "mutation": "mutation_score"}
+
+
+class TestGeneration(Task):
+    name = "testgen"
+    default_stop = STOP_STRINGS
+    chat_stop = ("\n```",)
+    raw_template = "{instruction}\n\n# Unit tests for `{entry_point}`, with assertions:\n"
+    prediction_keys = ()
+    extra_outputs = ("verdicts.jsonl",)
+
+    def load(self, split: str) -> list[dict]:
+        if split not in SIZE_KEYS:
+            raise UserError(f"unknown split '{split}'; known: {', '.join(SIZE_KEYS)}")
+        if split == "test":
+            problems = list(self._test().values())
+        else:
+            if not self.config.data.project:
+                raise UserError("testgen trains on a mined project's function -> test pairs: set data.project "
+                                "(e.g. data.project=algorithms==1.0.1)")
+            project = mined_project(self.config.data.project, seed=self.config.data.project_seed,
+                                    workers=self.config.execution.workers)
+            problems = [{**p, "instruction": p["focal"]} for p in mined_pairs(project, split, self.config.data.context_chars)]
+        size = getattr(self.config.data, SIZE_KEYS[split])
+        return problems[:size] if size else problems
+
+    def _test(self) -> dict[str, dict]:
+        if not hasattr(self, "_test_problems"):
+            from peftlab.tasks.humaneval import load_problems
+
+            ids = list(load_problems())
+            size = self.config.data.test_size
+            focal = humaneval_focal(ids[:size] if size else ids, self.config.execution.workers)
+            self._test_problems = {i: {**p, "instruction": p["focal"]} for i, p in focal.items()}
+        return self._test_problems
+
+    def prompt(self, problem: dict) -> str:
+        return self.raw_template.format(instruction=problem["instruction"].rstrip("\n"),
+                                        entry_point=problem["entry_point"])
+
+    def user_message(self, problem: dict) -> str:
+        return REQUEST.format(name=problem["entry_point"], focal=problem["instruction"])
+
+    def answer_prefix(self, problem: dict) -> str:
+        return "```python\n"
+
+    def retrieval_text(self, problem: dict) -> str:
+        return problem["instruction"]
+
+    def postprocess(self, completion: str) -> str:
+        return extract_code(completion, self.stop)
+
+    def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
+        test = self._test()
+        if predictions and all("candidates" in row for row in predictions):
+            check_candidate_rows(predictions)
+            coverage = match_test_ids([row["id"] for row in predictions], list(test), partial=partial)
+            samples = [{"task_id": row["id"], "test": c} for row in predictions for c in row["candidates"]]
+        else:
+            for number, row in enumerate(predictions, start=1):
+                if not isinstance(row.get("task_id"), str) or not isinstance(row.get("test"), str):
+                    raise UserError(f"prediction row {number} needs a string 'task_id' and a string 'test'")
+            coverage = match_test_ids([row["task_id"] for row in predictions], list(test), partial=partial,
+                                      repeats=True)
+            samples = [{**row, "test": self.postprocess(row["test"])} for row in predictions]
+        focal = {task_id: FocalProblem(p["focal"], p["entry_point"], tuple(p["mutants"])) for task_id, p in test.items()}
+        verdicts = score_tests([(focal[row["task_id"]], row["test"]) for row in samples],
+                               timeout=self.config.execution.timeout, workers=self.config.execution.workers)
+        grouped: dict[str, list[dict]] = {}
+        rows = []
+        for row, verdict in zip(samples, verdicts, strict=True):
+            index = len(grouped.setdefault(row["task_id"], []))
+            grouped[row["task_id"]].append(verdict)
+            rows.append({**row, "candidate": index, **verdict})
+        match_metrics, match_rows = match_scores(
+            [{"candidates": [r["test"] for r in samples if r["task_id"] == task_id], "reference": test[task_id]["reference"]}
+             for task_id in grouped])
+        scored = []
+        for (task_id, group), match_row in zip(grouped.items(), match_rows, strict=True):
+            scores = {}
+            for family, field in FAMILIES.items():
+                values = [float(v[field]) for v in group]
+                scores[f"{family}_best"], scores[f"{family}_mean"] = max(values), fmean(values)
+            scores.update({k: v for k, v in match_row["scores"].items() if k.startswith("codebleu")})
+            scored.append({"id": task_id, "scores": scores, "candidates": match_row["candidates"],
+                           "reference": match_row["reference"], "codebleu_stats": match_row["codebleu_stats"]})
+        metrics = {key: fmean(row["scores"][key] for row in scored) for key in scored[0]["scores"]
+                   if not key.startswith("codebleu")}
+        metrics.update({k: v for k, v in match_metrics.items() if k.startswith("codebleu")})
+        metrics.update(coverage, tasks=len(scored), samples=len(rows),
+                       mutants_per_task=fmean(len(focal[t].mutants) for t in grouped))
+        metrics["metric_specs"] = describe(metrics)
+        return Evaluation(metrics, scored, files={"verdicts.jsonl": rows})
