@@ -100,11 +100,13 @@ def test_candidates_that_call_the_original_or_tamper_do_not_pass(mined):
         (square, "    from calc.arith import square as original\n    return original(x)\n"),
         (add, "    import os\n    os._exit(0)\n"),  # ends pytest before any verdict
         (add, "    while True:\n        pass\n"),  # stopped by the per-test limit
+        (add, "    result = a - b\n    return result\n"),  # as long as the original: no stale bytecode runs
         (add, rewrite_tests),  # passes its own run (it is right) but must not change the next job's tests
         (add, emptied_body(add)),
     ]
     verdicts = run_bodies(mined.tree, items, timeout=2.0)
-    assert [v["status"] for v in verdicts] == ["passed", "failed", "failed", "failed", "timeout", "passed", "failed"]
+    assert [v["status"] for v in verdicts] == ["passed", "failed", "failed", "failed", "timeout", "failed", "passed",
+                                               "failed"]
     assert verdicts[-1]["tests_passed"] == 0
 
 

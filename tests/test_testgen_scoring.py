@@ -180,3 +180,30 @@ def test_has_assertion_and_operator_list():
     found = {m.operator for m in mutants(GRADE + COUNT, "grade")} | {m.operator for m in mutants(COUNT, "count_vowels")}
     assert found == set(OPERATORS) - {"boolean"}
     assert {m.operator for m in mutants("def f(a, b):\n    return a and b\n", "f")} == {"boolean", "delete"}
+
+
+def test_evaluate_external_tests_per_sample_rows(tmp_path, monkeypatch, capsys):
+    """`peftlab evaluate --task testgen --predictions FILE`: rows {task_id, test, ...extra} from any tool,
+    one verdict row per sample with the extra keys carried through."""
+    from tests.conftest import run_cli_in_process
+
+    monkeypatch.setenv("PEFTLAB_CACHE", str(tmp_path / "cache"))
+    from peftlab.tasks.humaneval import load_problems
+
+    first, second = list(load_problems().values())[:2]
+    rows = [{"task_id": first["task_id"], "test": first["test"], "tool": "reference"},
+            {"task_id": first["task_id"], "test": "def test_nothing():\n    pass\n", "tool": "empty"},
+            {"task_id": second["task_id"], "test": "def test_broken(:\n", "tool": "broken"}]
+    predictions = tmp_path / "tests.jsonl"
+    predictions.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    code, out, err = run_cli_in_process(monkeypatch, capsys, "evaluate", "--task", "testgen", "--predictions",
+                                        str(predictions), "--partial", "-o", str(tmp_path / "run"),
+                                        "data.test_size=2")
+    assert code == 0, err
+    verdicts = [json.loads(line) for line in (tmp_path / "run" / "verdicts.jsonl").read_text().splitlines()]
+    assert [v["tool"] for v in verdicts] == ["reference", "empty", "broken"]
+    assert verdicts[0]["passed"] and verdicts[0]["mutation_score"] == 1.0 and verdicts[0]["line_coverage"] == 1.0
+    assert verdicts[1]["passed"] and verdicts[1]["killed"] == 0 and verdicts[1]["line_coverage"] == 0.0
+    assert not verdicts[2]["valid"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test_valid_best"] == 0.5 and metrics["mutation_best"] == 0.5 and metrics["mutation_mean"] == 0.25

@@ -128,7 +128,7 @@ def run_jobs(tree: ProjectTree, jobs: list[TestJob], *, timeout: float, backend=
     return _results(result.control_output, nonce, len(jobs)), result.timed_out
 
 
-def run_batched(tree: ProjectTree, jobs: list[TestJob], *, timeout: float, workers: int = 2, batch: int = 32,
+def run_batched(tree: ProjectTree, jobs: list[TestJob], *, timeout: float, workers: int = 2, batch: int = 64,
                 backend=None, progress: Callable[[int, int], None] | None = None) -> list[JobResult]:
     """:func:`run_jobs` over batches of ``batch`` jobs on ``workers`` sandboxes at once; results in order.
     ``progress(done, total)`` is called as batches finish."""

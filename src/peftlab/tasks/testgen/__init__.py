@@ -22,7 +22,7 @@ from peftlab.errors import UserError
 from peftlab.execution.testgen import FocalProblem, score_tests
 from peftlab.metrics import match_scores
 from peftlab.metrics.specs import describe
-from peftlab.postprocess import extract_code
+from peftlab.postprocess import cut_at_stop, strip_fences
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
 from peftlab.tasks.mined import mined_project
 from peftlab.tasks.testgen.data import humaneval_focal, mined_pairs
@@ -82,7 +82,9 @@ class TestGeneration(Task):
         return problem["instruction"]
 
     def postprocess(self, completion: str) -> str:
-        return extract_code(completion, self.stop)
+        # Not extract_code: a test is often several functions (or imports and a class), which its cut
+        # after the first top-level function would lose. Nothing else is repaired: validity is a score.
+        return strip_fences(cut_at_stop(completion, self.stop)).rstrip() + "\n"
 
     def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
         test = self._test()
