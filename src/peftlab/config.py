@@ -72,6 +72,11 @@ class DataConfig(_Section):
     context_chars: int = Field(1024, ge=0)
     """``project-codegen``: characters of module context (imports, constants, the stubs of the names the
     function uses) put above the function in its prompt, at most."""
+    bugs: str | None = None
+    """``repair``: the test set, a JSONL file of bugs in the documented format (docs/repair.md); default
+    HumanEval with one injected bug per problem."""
+    show_failing_test: bool = False
+    """``repair``: add the name and message of one failing test to the prompt (where the bug has one)."""
     train_task: str | None = None
     """Train, and draw ICL/RAG demonstrations, on this task's training split instead of ``task``'s (whose
     test split is still what is scored): e.g. ``task=humaneval data.train_task=codegen`` fine-tunes on

@@ -65,6 +65,11 @@ FAMILIES = (
     _best_and_mean("line_cov", "line cov.", 5),
     _best_and_mean("branch_cov", "branch cov.", 6),
     _best_and_mean("mutation", "mutation score", 7),
+    # Program repair (task repair): among the top k candidates, one passes every test / equals the known fix
+    # / compiles.
+    _at_k("plausible", "plausible", 8),
+    _at_k("exact_fix", "exact fix", 9),
+    _at_k("compiles", "compiles", 10),
 )
 
 

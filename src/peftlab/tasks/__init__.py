@@ -17,9 +17,11 @@ from peftlab.tasks.codegen import CodeGeneration
 from peftlab.tasks.humaneval import HumanEval
 from peftlab.tasks.mbpp import MBPP
 from peftlab.tasks.project_codegen import ProjectCodeGeneration
+from peftlab.tasks.repair import ProgramRepair
 from peftlab.tasks.testgen import TestGeneration
 
-TASKS: dict[str, type[Task]] = {task.name: task for task in (CodeGeneration, HumanEval, MBPP, ProjectCodeGeneration, TestGeneration)}
+TASKS: dict[str, type[Task]] = {task.name: task for task in (CodeGeneration, HumanEval, MBPP, ProjectCodeGeneration, TestGeneration,
+                                                                  ProgramRepair)}
 
 
 def _import_task(spec: str) -> type[Task]:

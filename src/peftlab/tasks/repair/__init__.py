@@ -1,0 +1,174 @@
+"""Automated program repair (``task=repair``): given a buggy function, write the fixed one; a fix counts
+when it passes every test.
+
+Test set: ``data.bugs`` (a JSONL file in the bug format of :mod:`peftlab.tasks.repair.data`), or by default
+HumanEval with one injected bug per problem. Training and validation: bugs injected into a mined project's
+functions (``data.project``), kept only when the function's own tests then fail
+(:mod:`peftlab.tasks.repair.training`). ``data.show_failing_test`` adds the name and message of one failing
+test to the prompt (the studies differ on it); scoring always runs every test.
+
+Scores (per problem over its k candidates, as pass@k): ``plausible@k`` (passes every test, and is not the
+buggy code itself, compared as ASTs), ``exact_fix@k`` (AST-equal to the known fix, docstrings aside, where
+the bug has one), ``compiles@k``; ``metrics.json`` also has plausible@1 per mutation operator.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from peftlab.errors import UserError
+from peftlab.execution import harness, passk, sandbox
+from peftlab.execution.scoring import check_samples, sample_counts, summarize
+from peftlab.metrics.specs import describe
+from peftlab.postprocess import cut_at_stop, strip_fences
+from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
+from peftlab.tasks.repair.data import function_source, humaneval_bugs, read_bugs
+
+STOP_STRINGS = ("\n### ", "\nif __name__", "\n\n\n\n")
+TEMPLATE = "### Buggy function:\n{buggy}\n### Fixed function:\n"
+REQUEST = "Fix the bug in this Python function. Answer with the whole fixed function.\n```python\n{buggy}```"
+SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
+
+
+def _function_ast(program: str, entry_point: str) -> str | None:
+    """The entry point's AST without its docstring, dumped; None when the program has no such function."""
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError):
+        return None
+    node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name == entry_point), None)
+    if node is None:
+        return None
+    if node.body and isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None),
+                                                                       ast.Constant):
+        node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(node, annotate_fields=False)
+
+
+def _imports(program: str) -> str:
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError):
+        return ""
+    return "".join(ast.unparse(n) + "\n" for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+
+
+def candidate_program(bug: dict, answer: str) -> str:
+    """What runs: the buggy program's imports (an answer often leaves them out), then the answer."""
+    return _imports(bug["buggy"]) + answer
+
+
+class ProgramRepair(Task):
+    name = "repair"
+    default_stop = STOP_STRINGS
+    chat_stop = ("\n```",)
+    raw_template = TEMPLATE
+    prediction_keys = ()
+    extra_outputs = ("verdicts.jsonl",)
+
+    def bugs(self, split: str) -> list[dict]:
+        if split == "test":
+            if self.config.data.bugs:
+                return read_bugs(self.config.data.bugs)
+            return humaneval_bugs(workers=self.config.execution.workers, limit=self.config.data.test_size)
+        if not self.config.data.project:
+            raise UserError("repair trains on bugs injected into a mined project: set data.project "
+                            "(e.g. data.project=algorithms==1.0.1)")
+        from peftlab.tasks.repair.training import training_bugs
+
+        return training_bugs(self.config.data.project, split, seed=self.config.data.project_seed,
+                             workers=self.config.execution.workers)
+
+    def load(self, split: str) -> list[dict]:
+        if split not in SIZE_KEYS:
+            raise UserError(f"unknown split '{split}'; known: {', '.join(SIZE_KEYS)}")
+        problems = [self._problem(bug) for bug in self.bugs(split)]
+        size = getattr(self.config.data, SIZE_KEYS[split])
+        return problems[:size] if size else problems
+
+    def _problem(self, bug: dict) -> dict:
+        shown = function_source(bug["buggy"], bug["entry_point"]) or bug["buggy"]
+        if self.config.data.show_failing_test and bug.get("failing_test"):
+            shown += f"\n# A failing test: {bug['failing_test']}"
+        return {"id": bug["id"], "instruction": shown.rstrip("\n") + "\n",
+                "reference": function_source(bug.get("fixed") or "", bug["entry_point"]) or bug.get("fixed") or ""}
+
+    def prompt(self, problem: dict) -> str:
+        return TEMPLATE.format(buggy=problem["instruction"])
+
+    def user_message(self, problem: dict) -> str:
+        return REQUEST.format(buggy=problem["instruction"])
+
+    def answer_prefix(self, problem: dict) -> str:
+        return "```python\n"
+
+    def postprocess(self, completion: str) -> str:
+        return strip_fences(cut_at_stop(completion, self.stop)).rstrip() + "\n"
+
+    def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
+        bugs = {bug["id"]: bug for bug in self.bugs("test")}
+        if self.config.data.test_size:
+            bugs = dict(list(bugs.items())[:self.config.data.test_size])
+        if predictions and all("candidates" in row for row in predictions):
+            check_candidate_rows(predictions)
+            coverage = match_test_ids([row["id"] for row in predictions], list(bugs), partial=partial)
+            samples = [{"task_id": row["id"], "solution": c} for row in predictions for c in row["candidates"]]
+        else:
+            check_samples(predictions, bugs, "repair")
+            coverage = match_test_ids([row["task_id"] for row in predictions], list(bugs), partial=partial,
+                                      repeats=True)
+            samples = [{**row, "solution": self.postprocess(row.get("solution", row.get("completion", "")))}
+                       for row in predictions]
+        return self._score(samples, bugs, coverage)
+
+    def _score(self, samples: list[dict], bugs: dict[str, dict], coverage: dict) -> Evaluation:
+        indices = check_samples(samples, bugs, "repair")
+        counts, ks = sample_counts(samples, [max(1, min(sample_counts(samples, [1])[0].values()))])
+        backend = sandbox.get_backend().name
+        jobs, identical, exact, compiles = [], [], [], []
+        for row in samples:
+            bug = bugs[row["task_id"]]
+            program = candidate_program(bug, row["solution"])
+            shape = _function_ast(program, bug["entry_point"])
+            identical.append(shape is not None and shape == _function_ast(bug["buggy"], bug["entry_point"]))
+            exact.append(shape is not None and bool(bug.get("fixed"))
+                         and shape == _function_ast(bug["fixed"], bug["entry_point"]))
+            try:
+                compile(program, "<candidate>", "exec")
+                compiles.append(True)
+            except (SyntaxError, ValueError):
+                compiles.append(False)
+            jobs.append({"program": program, "entry_point": bug["entry_point"], "tests": bug["tests"],
+                         "setup": bug.get("setup", ""), "timeout": self.config.execution.timeout, "backend": backend})
+        verdicts = []
+        for verdict, same in zip(harness.run_batch(jobs, self.config.execution.workers), identical):
+            status, reason = verdict.status, verdict.reason
+            if same and status == "passed":  # a weak test set does not make the bug a fix
+                status, reason = "failed", "identical to the buggy code"
+            verdicts.append({"status": status, "reason": reason, "tests_passed": verdict.tests_passed,
+                             "tests_total": verdict.tests_total})
+        metrics, rows = summarize(samples, indices, verdicts, ks, backend)
+        for row, same, fix, ok in zip(rows, identical, exact, compiles):
+            row.update(identical_to_buggy=same, exact_fix=fix, compiles=ok)
+        scored = []
+        for task_id in counts:
+            group = [r for r in rows if r["task_id"] == task_id]
+            scores = {}
+            for k in ks:
+                scores[f"plausible@{k}"] = passk.pass_at_k(len(group), sum(r["passed"] for r in group), k)
+                scores[f"compiles@{k}"] = passk.pass_at_k(len(group), sum(r["compiles"] for r in group), k)
+                if bugs[task_id].get("fixed"):
+                    scores[f"exact_fix@{k}"] = passk.pass_at_k(len(group), sum(r["exact_fix"] for r in group), k)
+            scored.append({"id": task_id, "scores": scores, "operator": bugs[task_id].get("operator")})
+        out = {key: sum(s["scores"][key] for s in scored) / len(scored) for key in scored[0]["scores"]
+               if all(key in s["scores"] for s in scored)}
+        by_operator: dict[str, list[float]] = {}
+        for item in scored:
+            by_operator.setdefault(item["operator"] or "unknown", []).append(item["scores"]["plausible@1"])
+        out["plausible@1_by_operator"] = {op: sum(v) / len(v) for op, v in sorted(by_operator.items())}
+        out.update({k: metrics[k] for k in ("tasks", "samples", "n_per_task", "sandbox_backend")},
+                   tests_passed=metrics["tests_passed"], **coverage)
+        out.update({f"verdict_{s}": metrics[f"verdict_{s}"] for s in harness.STATUSES})
+        out["metric_specs"] = describe(out)
+        return Evaluation(out, scored, files={"verdicts.jsonl": rows})

@@ -1,0 +1,116 @@
+"""Program repair (task repair): every HumanEval injected bug fails its tests and its known fix passes; what
+is never plausible; the bring-your-own bug format; execution-validated training bugs from a mined project."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import pytest
+
+from peftlab.config import load_config
+from peftlab.errors import UserError
+from peftlab.execution import harness
+from peftlab.tasks import get_task
+from peftlab.tasks.repair.data import humaneval_bugs, read_bugs
+from peftlab.tasks.repair.training import build_training_bugs
+
+PROJECT = Path(__file__).parent / "fixtures" / "tested_project"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PEFTLAB_CACHE", str(directory))
+        yield directory
+
+
+def test_every_humaneval_bug_fails_and_its_fix_passes(cache):
+    bugs = humaneval_bugs()
+    assert len(bugs) == 164, "every problem has at least one behaviour-changing mutant"
+    jobs = [{"program": program, "entry_point": b["entry_point"], "tests": b["tests"], "setup": b["setup"],
+             "timeout": 5.0} for b in bugs for program in (b["buggy"], b["fixed"])]
+    verdicts = harness.run_batch(jobs)
+    buggy, fixed = verdicts[0::2], verdicts[1::2]
+    assert [b["id"] for b, v in zip(bugs, buggy) if v.status == "passed"] == []
+    assert [b["id"] for b, v in zip(bugs, fixed) if v.status != "passed"] == []
+    operators = collections.Counter(b["operator"] for b in bugs)
+    assert set(operators) <= {"arithmetic", "comparison", "boolean", "constant", "negate", "delete"}
+    assert len(operators) >= 5
+
+
+def _task(*extra):
+    return get_task("repair", load_config(None, ["task=repair", "data.test_size=3", *extra]))
+
+
+def test_the_bug_itself_an_empty_function_and_a_test_reader_are_never_plausible(cache):
+    task = _task()
+    problems = task.load("test")
+    bugs = {b["id"]: b for b in task.bugs("test")}
+    rows = []
+    for problem in problems:
+        bug = bugs[problem["id"]]
+        entry = bug["entry_point"]
+        rows += [
+            {"task_id": problem["id"], "solution": bug["buggy"], "kind": "buggy"},
+            {"task_id": problem["id"], "solution": f"def {entry}(*args):\n    pass\n", "kind": "empty"},
+            {"task_id": problem["id"], "kind": "reads tests",
+             "solution": f"def {entry}(*args):\n    import glob\n    for path in glob.glob('**/*', recursive=True):\n"
+                         "        open(path).read()\n    raise AssertionError('no test file to read')\n"},
+            {"task_id": problem["id"], "solution": bug["fixed"], "kind": "fix"},
+        ]
+    evaluation = task.evaluate(rows)
+    verdicts = evaluation.files["verdicts.jsonl"]
+    assert {v["kind"] for v in verdicts if v["passed"]} == {"fix"}
+    assert all(v["passed"] and v["exact_fix"] for v in verdicts if v["kind"] == "fix")
+    assert all(v["identical_to_buggy"] for v in verdicts if v["kind"] == "buggy")
+    assert evaluation.metrics["plausible@1"] == pytest.approx(0.25)
+    assert evaluation.metrics["exact_fix@4"] == 1.0 and evaluation.metrics["compiles@1"] == 1.0
+
+
+def test_a_bug_whose_tests_are_too_weak_is_still_not_fixed_by_itself(tmp_path, cache):
+    bug = {"id": "weak", "entry_point": "f", "buggy": "def f(x):\n    return x - 1\n",
+           "fixed": "def f(x):\n    return x + 1\n", "tests": "def check(candidate):\n    assert candidate(0) is not None\n"}
+    path = tmp_path / "bugs.jsonl"
+    path.write_text(json.dumps(bug) + "\n")
+    task = _task(f"data.bugs={path}")
+    evaluation = task.evaluate([{"id": "weak", "candidates": [bug["buggy"], "def f(x):\n    return 1 + x\n"]}])
+    verdicts = evaluation.files["verdicts.jsonl"]
+    assert [v["passed"] for v in verdicts] == [False, True]  # the buggy copy passes the tests, yet is no fix
+    assert [v["exact_fix"] for v in verdicts] == [False, False]  # 1 + x is not the known fix's AST
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"id": "a", "buggy": "def g():\n    pass\n", "tests": "def check(candidate):\n    pass\n", "entry_point": "f"},
+     "does not define f"),
+    ({"id": "a", "buggy": "def f():\n    pass\n", "tests": "assert True\n", "entry_point": "f"}, r"must define check\(candidate\)"),
+    ({"id": "a", "buggy": "def f():\n    pass\n", "entry_point": "f"}, "tests"),
+])
+def test_bad_bug_files_are_one_line(row, message, tmp_path):
+    path = tmp_path / "bugs.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(UserError, match=message) as caught:
+        read_bugs(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_training_bugs_are_execution_validated_with_a_card(cache):
+    from peftlab.tasks.mined import mined_project
+
+    project = mined_project(str(PROJECT))
+    bugs, card = build_training_bugs(project, per_function=3)
+    assert card["functions"] == 9 and card["injected"] >= 20
+    assert card["kept"] == len(bugs) and 0 < card["kept_share"] <= 1.0
+    assert sum(card["operators_kept"].values()) == len(bugs)
+    assert set(card["counts"]) <= {"train", "validation", "test"} and card["build_seconds"] > 0
+    assert all(bug["buggy"] != bug["fixed"] and bug["failing_test"] for bug in bugs)
+    # every kept bug really fails its function's tests; the injected ones that pass are out
+    by_id = {r["id"]: r for r in project.records}
+    from peftlab.projects.functions import body_of_solution
+    from peftlab.projects.scoring import run_bodies
+
+    verdicts = run_bodies(project.tree, [(by_id[b["id"].rsplit("/", 1)[0]], body_of_solution(
+        by_id[b["id"].rsplit("/", 1)[0]], b["buggy"])) for b in bugs])
+    assert all(v["status"] != "passed" for v in verdicts)
