@@ -107,6 +107,9 @@ def test_presets_expand():
     project = [c for c in full_cells if c.labels["task"] == "project-codegen"]
     assert {c.labels["method"] for c in project} == full  # every method also on the mined project
     assert {c.config.data.project for c in project} == {"algorithms==1.0.1"}
+    repair = expand(load_study(None, "repair"))
+    assert {c.labels["method"] for c in repair} == {"zero-shot", "lora", "ia3", "prefix-tuning", "prompt-tuning", "full"}
+    assert {c.config.generation.k for c in repair} == {10}
 
 
 def _snapshot(report: Path) -> dict[str, bytes]:

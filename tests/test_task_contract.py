@@ -16,7 +16,8 @@ from peftlab.tasks import TASKS, get_task
 PROJECT = Path(__file__).parent / "fixtures" / "tested_project"
 TASK_OVERRIDES = {"codegen": lambda data_dir: [f"data.dir={data_dir}"],
                   "project-codegen": lambda _: [f"data.project={PROJECT}"],
-                  "testgen": lambda _: [f"data.project={PROJECT}"]}
+                  "testgen": lambda _: [f"data.project={PROJECT}"],
+                  "repair": lambda _: [f"data.project={PROJECT}"]}
 
 
 def _task(name, tiny_data_dir, *extra):
@@ -26,7 +27,7 @@ def _task(name, tiny_data_dir, *extra):
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_task_contract(name, tiny_data_dir, tmp_path, monkeypatch):
-    if name in ("project-codegen", "testgen"):  # they mine their project into the cache: a private one
+    if name in ("project-codegen", "testgen", "repair"):  # they mine their project into the cache: a private one
         monkeypatch.setenv("PEFTLAB_CACHE", str(tmp_path / "cache"))
     task = _task(name, tiny_data_dir)
     assert task.name == name

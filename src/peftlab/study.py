@@ -23,7 +23,7 @@ from peftlab.errors import UserError
 from peftlab.methods import METHODS, get_method
 
 PRESETS = {"default": "study-default.yaml", "separation": "study-separation.yaml", "full": "study-full.yaml",
-           "testgen": "study-testgen.yaml"}
+           "testgen": "study-testgen.yaml", "repair": "study-repair.yaml"}
 
 
 class _Strict(BaseModel):
