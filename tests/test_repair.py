@@ -41,6 +41,20 @@ def test_every_humaneval_bug_fails_and_its_fix_passes(cache):
     assert len(operators) >= 5
 
 
+def test_every_quixbugs_bug_fails_and_its_fix_passes():
+    from peftlab.tasks.repair.quixbugs import GRAPH_PROGRAMS, quixbugs_bugs
+
+    bugs, excluded = quixbugs_bugs()
+    assert len(bugs) == 31 and len(bugs) + len(GRAPH_PROGRAMS) == 40
+    assert set(excluded) == {*GRAPH_PROGRAMS, "knapsack::test_9", "levenshtein::test_3"}
+    jobs = [{"program": program + b.get("suffix", ""), "entry_point": b.get("call", b["entry_point"]),
+             "tests": b["tests"], "setup": "", "timeout": 5.0} for b in bugs for program in (b["buggy"], b["fixed"])]
+    verdicts = harness.run_batch(jobs)
+    assert [b["id"] for b, v in zip(bugs, verdicts[0::2]) if v.status == "passed"] == []
+    assert [(b["id"], v.reason) for b, v in zip(bugs, verdicts[1::2]) if v.status != "passed"] == []
+    assert all(v.tests_total >= 3 for v in verdicts)
+
+
 def _task(*extra):
     return get_task("repair", load_config(None, ["task=repair", "data.test_size=3", *extra]))
 

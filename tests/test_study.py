@@ -110,6 +110,9 @@ def test_presets_expand():
     repair = expand(load_study(None, "repair"))
     assert {c.labels["method"] for c in repair} == {"zero-shot", "lora", "ia3", "prefix-tuning", "prompt-tuning", "full"}
     assert {c.config.generation.k for c in repair} == {10}
+    assert {c.config.data.bugs for c in repair} == {"humaneval", "quixbugs"}
+    lora = [c for c in repair if c.labels["method"] == "lora" and not c.labels["sweep"]]
+    assert len(lora) == 2 and sum(bool(c.labels.get("adapter_from")) for c in lora) == 1  # trained once
 
 
 def _snapshot(report: Path) -> dict[str, bytes]:

@@ -73,8 +73,9 @@ class DataConfig(_Section):
     """``project-codegen``: characters of module context (imports, constants, the stubs of the names the
     function uses) put above the function in its prompt, at most."""
     bugs: str | None = None
-    """``repair``: the test set, a JSONL file of bugs in the documented format (docs/repair.md); default
-    HumanEval with one injected bug per problem."""
+    """``repair``: the test set: ``humaneval`` (default: one injected bug per HumanEval problem),
+    ``quixbugs`` (QuixBugs Python, from the pinned pyimprove==0.0.3 sdist), or a JSONL file of bugs in the
+    documented format (docs/repair.md)."""
     show_failing_test: bool = False
     """``repair``: add the name and message of one failing test to the prompt (where the bug has one)."""
     train_task: str | None = None

@@ -161,6 +161,7 @@ def training_key(config: Config) -> str | None:
         return None
     resolved = config.model_dump(mode="json", include={"model", "data", "method", "train"})
     resolved["data"].pop("test_size")
+    resolved["data"].pop("bugs")  # which bugs are scored (repair's test set) does not change training
     resolved["train"].pop("report_to")  # logging elsewhere trains the same adapter
     resolved["data"]["train_task"] = config.data.train_task or config.task
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]

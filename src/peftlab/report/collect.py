@@ -248,7 +248,8 @@ def _load(directory: Path) -> dict:
         "method": str(flat.get("method.name", "?")),
         "task": str(flat.get("task", "?")),
         "seed": flat.get("train.seed"),
-        "dataset": str(flat.get("data.dir", "")),
+        # a repair test set named by data.bugs (humaneval, quixbugs, a file) is the dataset, not data.dir
+        "dataset": str(flat.get("data.bugs") or flat.get("data.dir", "")),
         "config": flat,
         "sweep": None,
         "status": "done",

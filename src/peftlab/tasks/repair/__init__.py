@@ -1,8 +1,9 @@
 """Automated program repair (``task=repair``): given a buggy function, write the fixed one; a fix counts
 when it passes every test.
 
-Test set: ``data.bugs`` (a JSONL file in the bug format of :mod:`peftlab.tasks.repair.data`), or by default
-HumanEval with one injected bug per problem. Training and validation: bugs injected into a mined project's
+Test set (``data.bugs``): ``humaneval`` (the default: HumanEval with one injected bug per problem),
+``quixbugs`` (:mod:`peftlab.tasks.repair.quixbugs`), or a JSONL file in the bug format of
+:mod:`peftlab.tasks.repair.data`. Training and validation: bugs injected into a mined project's
 functions (``data.project``), kept only when the function's own tests then fail
 (:mod:`peftlab.tasks.repair.training`). ``data.show_failing_test`` adds the name and message of one failing
 test to the prompt (the studies differ on it); scoring always runs every test.
@@ -69,9 +70,14 @@ class ProgramRepair(Task):
 
     def bugs(self, split: str) -> list[dict]:
         if split == "test":
-            if self.config.data.bugs:
-                return read_bugs(self.config.data.bugs)
-            return humaneval_bugs(workers=self.config.execution.workers, limit=self.config.data.test_size)
+            chosen = self.config.data.bugs or "humaneval"
+            if chosen == "humaneval":
+                return humaneval_bugs(workers=self.config.execution.workers, limit=self.config.data.test_size)
+            if chosen == "quixbugs":
+                from peftlab.tasks.repair.quixbugs import quixbugs_bugs
+
+                return quixbugs_bugs()[0]
+            return read_bugs(chosen)
         if not self.config.data.project:
             raise UserError("repair trains on bugs injected into a mined project: set data.project "
                             "(e.g. data.project=algorithms==1.0.1)")
@@ -129,7 +135,7 @@ class ProgramRepair(Task):
         jobs, identical, exact, compiles = [], [], [], []
         for row in samples:
             bug = bugs[row["task_id"]]
-            program = candidate_program(bug, row["solution"])
+            program = candidate_program(bug, row["solution"]) + bug.get("suffix", "")
             shape = _function_ast(program, bug["entry_point"])
             identical.append(shape is not None and shape == _function_ast(bug["buggy"], bug["entry_point"]))
             exact.append(shape is not None and bool(bug.get("fixed"))
@@ -139,7 +145,7 @@ class ProgramRepair(Task):
                 compiles.append(True)
             except (SyntaxError, ValueError):
                 compiles.append(False)
-            jobs.append({"program": program, "entry_point": bug["entry_point"], "tests": bug["tests"],
+            jobs.append({"program": program, "entry_point": bug.get("call", bug["entry_point"]), "tests": bug["tests"],
                          "setup": bug.get("setup", ""), "timeout": self.config.execution.timeout, "backend": backend})
         verdicts = []
         for verdict, same in zip(harness.run_batch(jobs, self.config.execution.workers), identical):

@@ -6,7 +6,9 @@ Bug format (one JSON object per line; ``peftlab.tasks.repair.data.read_bugs``)::
     {"id": str, "buggy": str, "tests": str, "entry_point": str,
      "fixed": str (optional: the known fix, for exact-fix scoring),
      "setup": str (optional: trusted code run before the tests),
-     "operator": str (optional: how the bug was made), "failing_test": str (optional)}
+     "operator": str (optional: how the bug was made), "failing_test": str (optional),
+     "suffix": str (optional: trusted code appended to every program run, e.g. a wrapper),
+     "call": str (optional: the function the tests call, default entry_point; e.g. that wrapper)}
 
 ``buggy`` and ``fixed`` are whole programs defining ``entry_point``; ``tests`` defines ``check(candidate)``
 (HumanEval style, each asserting statement one test case; see :mod:`peftlab.execution.harness`).
@@ -36,7 +38,7 @@ def read_bugs(path) -> list[dict]:
     that does not define ``entry_point`` or tests without ``check``."""
     bugs = read_jsonl(path, required=REQUIRED)
     for number, bug in enumerate(bugs, start=1):
-        for key in (*REQUIRED, "fixed", "setup", "operator", "failing_test"):
+        for key in (*REQUIRED, "fixed", "setup", "operator", "failing_test", "suffix", "call"):
             if key in bug and not isinstance(bug[key], str):
                 raise UserError(f"{path}:{number}: '{key}' must be a string")
         if function_source(bug["buggy"], bug["entry_point"]) is None:
