@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +208,21 @@ def test_evaluate_external_tests_per_sample_rows(tmp_path, monkeypatch, capsys):
     assert not verdicts[2]["valid"]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test_valid_best"] == 0.5 and metrics["mutation_best"] == 0.5 and metrics["mutation_mean"] == 0.25
+
+
+def test_training_targets_are_plain_pytest_bodies():
+    from peftlab.projects.tree import read_tree
+    from peftlab.tasks.testgen.data import pytest_body
+
+    files = read_tree(Path(__file__).parent / "fixtures" / "tested_project").files
+    assert pytest_body(files, "tests/test_text.py::CounterTest::test_counts") == (
+        "    counter = Counter()\n    for word in ('a', 'b', 'a'):\n        counter.add(word)\n"
+        "    assert counter.most_common() == 'a'\n")
+    assert pytest_body(files, "tests/test_arith.py::test_add") == "    assert add(2, 3) == 5\n"
+    assert pytest_body(files, "tests/test_text.py::CounterTest::nope") is None
+    unittest_style = {"t.py": b"import unittest\nclass T(unittest.TestCase):\n    def test_x(self):\n"
+                              b"        with self.assertRaises(ValueError):\n            int('x')\n"
+                              b"        self.assertTrue(1)\n        self.helper()\n    def test_y(self):\n"
+                              b"        self.assertAlmostEqual(0.1 + 0.2, 0.3)\n"}
+    assert pytest_body(unittest_style, "t.py::T::test_x") is None  # self.helper() has no plain form
+    assert pytest_body(unittest_style, "t.py::T::test_y") == "    assert round(0.1 + 0.2 - 0.3, 7) == 0\n"

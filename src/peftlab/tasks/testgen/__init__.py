@@ -27,9 +27,9 @@ from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_tes
 from peftlab.tasks.mined import mined_project
 from peftlab.tasks.testgen.data import humaneval_focal, mined_pairs
 
-STOP_STRINGS = ("\nif __name__", "\n\n\n\n")
-REQUEST = ("Write unit tests with assertions (pytest style) for the function `{name}` below; it can be imported "
-           "with `from focal import {name}`.\n```python\n{focal}```")
+STOP_STRINGS = ("\nif __name__", "\n```", "\nclass ", "\n\n\n\n")
+REQUEST = ("Write a pytest test function with assertions for the function `{name}` below (it is in scope; "
+           "do not repeat it).\n```python\n{focal}```")
 SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
 FAMILIES = {"test_valid": "valid", "test_pass": "passed", "line_cov": "line_coverage",
             "branch_cov": "branch_coverage", "mutation": "mutation_score"}
@@ -68,15 +68,24 @@ class TestGeneration(Task):
             self._test_problems = {i: {**p, "instruction": p["focal"]} for i, p in focal.items()}
         return self._test_problems
 
+    @staticmethod
+    def head(problem: dict) -> str:
+        """The start of the test, written for the model (raw prompt's end, chat answer's start): without it a
+        small model mostly re-types the focal function and runs out of tokens before any test."""
+        return f"def test_{problem['entry_point'].split('.')[-1]}():\n"
+
     def prompt(self, problem: dict) -> str:
         return self.raw_template.format(instruction=problem["instruction"].rstrip("\n"),
-                                        entry_point=problem["entry_point"])
+                                        entry_point=problem["entry_point"]) + self.head(problem)
 
     def user_message(self, problem: dict) -> str:
         return REQUEST.format(name=problem["entry_point"], focal=problem["instruction"])
 
     def answer_prefix(self, problem: dict) -> str:
-        return "```python\n"
+        return "```python\n" + self.head(problem)
+
+    def response(self, problem: dict) -> str:
+        return problem.get("response") or problem["reference"]
 
     def retrieval_text(self, problem: dict) -> str:
         return problem["instruction"]
@@ -91,7 +100,9 @@ class TestGeneration(Task):
         if predictions and all("candidates" in row for row in predictions):
             check_candidate_rows(predictions)
             coverage = match_test_ids([row["id"] for row in predictions], list(test), partial=partial)
-            samples = [{"task_id": row["id"], "test": c} for row in predictions for c in row["candidates"]]
+            # a generated candidate continues the head the prompt ends with
+            samples = [{"task_id": row["id"], "test": self.head(test[row["id"]]) + c}
+                       for row in predictions for c in row["candidates"]]
         else:
             for number, row in enumerate(predictions, start=1):
                 if not isinstance(row.get("task_id"), str) or not isinstance(row.get("test"), str):

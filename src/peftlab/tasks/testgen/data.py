@@ -4,13 +4,15 @@ training pairs (focal function -> one of its direct tests) from a mined project.
 ::
 
     humaneval_focal(task_ids=None) -> dict[id, dict]     {focal, entry_point, reference, mutants}
-    mined_pairs(project, split) -> list[dict]            {id, focal, entry_point, reference}
+    mined_pairs(project, split) -> list[dict]            {id, focal, entry_point, reference, response}
+    pytest_body(files, node_id) -> str | None           a test's body as a plain pytest function's
     test_source(tree, node_id) -> str | None             a test as a standalone text (imports it uses + code)
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import os
 import tempfile
@@ -91,15 +93,56 @@ def humaneval_focal(task_ids: list[str] | None = None, workers: int = 2) -> dict
             for task_id, p in chosen.items()}
 
 
-def test_source(files: dict[str, bytes], node_id: str) -> str | None:
-    """The test ``node_id`` as a standalone text: the test file's imports that it uses, then the test
-    function (a unittest method inside its class, with ``import unittest``). None if it cannot be found."""
+_COMPARE = {"assertEqual": ast.Eq, "assertNotEqual": ast.NotEq, "assertIs": ast.Is, "assertIsNot": ast.IsNot,
+            "assertIn": ast.In, "assertNotIn": ast.NotIn, "assertLess": ast.Lt, "assertLessEqual": ast.LtE,
+            "assertGreater": ast.Gt, "assertGreaterEqual": ast.GtE, "assertListEqual": ast.Eq,
+            "assertDictEqual": ast.Eq, "assertTupleEqual": ast.Eq, "assertSetEqual": ast.Eq,
+            "assertCountEqual": None}
+
+
+class _PlainAsserts(ast.NodeTransformer):
+    """``self.assertEqual(a, b)`` -> ``assert a == b`` and the like; ``with self.assertRaises(E):`` ->
+    ``with pytest.raises(E):``. What it cannot turn into plain code keeps ``self``, and the test is skipped."""
+
+    uses_pytest = False
+
+    def visit_Expr(self, node: ast.Expr):
+        call = node.value
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and isinstance(call.func.value, ast.Name) and call.func.value.id == "self"):
+            return self.generic_visit(node)
+        name, args = call.func.attr, call.args
+        test = None
+        if name in _COMPARE and len(args) >= 2:
+            op = _COMPARE[name]
+            test = (ast.Compare(ast.Call(ast.Name("sorted"), [args[0]], []), [ast.Eq()],
+                                [ast.Call(ast.Name("sorted"), [args[1]], [])]) if op is None
+                    else ast.Compare(args[0], [op()], [args[1]]))
+        elif name in ("assertTrue", "assertFalse", "assertIsNone", "assertIsNotNone") and args:
+            test = {"assertTrue": args[0], "assertFalse": ast.UnaryOp(ast.Not(), args[0]),
+                    "assertIsNone": ast.Compare(args[0], [ast.Is()], [ast.Constant(None)]),
+                    "assertIsNotNone": ast.Compare(args[0], [ast.IsNot()], [ast.Constant(None)])}[name]
+        elif name == "assertAlmostEqual" and len(args) >= 2:
+            test = ast.Compare(ast.Call(ast.Name("round"), [ast.BinOp(args[0], ast.Sub(), args[1]), ast.Constant(7)],
+                                        []), [ast.Eq()], [ast.Constant(0)])
+        return ast.copy_location(ast.Assert(test, None), node) if test is not None else node
+
+    def visit_withitem(self, node: ast.withitem):
+        call = node.context_expr
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "assertRaises"
+                and isinstance(call.func.value, ast.Name) and call.func.value.id == "self"):
+            self.uses_pytest = True
+            node.context_expr = ast.Call(ast.Attribute(ast.Name("pytest"), "raises"), call.args, call.keywords)
+        return node
+
+
+def _find_test(files: dict[str, bytes], node_id: str):
+    """(module tree, source lines, enclosing class or None, function node) of ``node_id``, or None."""
     path, *parts = node_id.split("[", 1)[0].split("::")
     if path not in files or not parts:
         return None
     source = files[path].decode("utf-8")
     tree = ast.parse(source)
-    lines = source.splitlines()
     scope, cls, found = tree.body, None, None
     for index, name in enumerate(parts):
         found = next((n for n in scope if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
@@ -110,6 +153,34 @@ def test_source(files: dict[str, bytes], node_id: str) -> str | None:
             cls, scope = found, found.body
     if not isinstance(found, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return None
+    return tree, source.splitlines(), cls, found
+
+
+def pytest_body(files: dict[str, bytes], node_id: str) -> str | None:
+    """The body of test ``node_id`` as the body of a plain pytest function (unittest assertions turned into
+    ``assert`` statements), indented four spaces; None if it is not found or still needs ``self``."""
+    found = _find_test(files, node_id)
+    if found is None:
+        return None
+    function = found[3]
+    rewriter = _PlainAsserts()
+    body = [rewriter.visit(copy.deepcopy(statement)) for statement in function.body]
+    module = ast.fix_missing_locations(ast.Module(body, []))
+    if any(isinstance(n, ast.Name) and n.id == "self" for n in ast.walk(module)):
+        return None
+    text = ast.unparse(module)
+    if rewriter.uses_pytest:
+        text = "import pytest\n" + text
+    return textwrap.indent(text, "    ") + "\n"
+
+
+def test_source(files: dict[str, bytes], node_id: str) -> str | None:
+    """The test ``node_id`` as a standalone text: the test file's imports that it uses, then the test
+    function (a unittest method inside its class, with ``import unittest``). None if it cannot be found."""
+    located = _find_test(files, node_id)
+    if located is None:
+        return None
+    tree, lines, cls, found = located
     start = found.decorator_list[0].lineno if found.decorator_list else found.lineno
     code = textwrap.dedent("\n".join(lines[start - 1:found.end_lineno]))
     used = {n.id for n in ast.walk(found) if isinstance(n, ast.Name)} | {
@@ -128,15 +199,18 @@ def test_source(files: dict[str, bytes], node_id: str) -> str | None:
 
 
 def mined_pairs(project: MinedProject, split: str, context_chars: int = 1024) -> list[dict]:
-    """One pair per record of ``split`` with a direct test: the function (with its module context) and its
-    first direct test, as a standalone text."""
+    """One pair per record of ``split`` with a direct test that reads as a plain pytest function: the
+    function (with its module context) and that test (``reference``: as written, standalone; ``response``:
+    its body as a pytest function's, the training target after the task's ``def test_<name>():`` head)."""
     pairs = []
     for record in project.split(split):
         direct = [test["id"] for test in record["tests"] if test["direct"]]
-        text = next((t for t in (test_source(project.tree.files, d) for d in direct) if t), None)
-        if text is None:
+        found = next(((d, body) for d in direct if (body := pytest_body(project.tree.files, d))), None)
+        if found is None:
             continue
+        text = test_source(project.tree.files, found[0])
         focal = prompt_context(record, context_chars) + record.get("class_header", "") + record["header"] \
             + record["body"]
-        pairs.append({"id": record["id"], "focal": focal, "entry_point": record["qualname"], "reference": text})
+        pairs.append({"id": record["id"], "focal": focal, "entry_point": record["qualname"], "reference": text,
+                      "response": found[1]})
     return pairs
