@@ -226,3 +226,12 @@ def test_training_targets_are_plain_pytest_bodies():
                               b"        self.assertAlmostEqual(0.1 + 0.2, 0.3)\n"}
     assert pytest_body(unittest_style, "t.py::T::test_x") is None  # self.helper() has no plain form
     assert pytest_body(unittest_style, "t.py::T::test_y") == "    assert round(0.1 + 0.2 - 0.3, 7) == 0\n"
+
+
+def test_an_unfinished_last_statement_is_dropped_but_nothing_else_is_repaired():
+    from peftlab.tasks.testgen import drop_unfinished_tail
+
+    assert drop_unfinished_tail("def test_x():\n    assert f(1) == 2\n    assert f([1, 2") == (
+        "def test_x():\n    assert f(1) == 2\n", 1)
+    assert drop_unfinished_tail("def test_x(:\n    assert f(1) == 2\n") == ("def test_x(:\n    assert f(1) == 2\n", 0)
+    assert drop_unfinished_tail("def test_x():\n    assert f(1) == 2\n") == ("def test_x():\n    assert f(1) == 2\n", 0)

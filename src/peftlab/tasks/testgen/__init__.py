@@ -16,6 +16,7 @@ Prediction rows: ``{id, candidates}`` (``peftlab generate``) or one row per samp
 
 from __future__ import annotations
 
+import ast
 from statistics import fmean
 
 from peftlab.errors import UserError
@@ -33,6 +34,24 @@ REQUEST = ("Write a pytest test function with assertions for the function `{name
 SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
 FAMILIES = {"test_valid": "valid", "test_pass": "passed", "line_cov": "line_coverage",
             "branch_cov": "branch_coverage", "mutation": "mutation_score"}
+
+
+MAX_TRIMMED_LINES = 5
+
+
+def drop_unfinished_tail(test: str) -> tuple[str, int]:
+    """A test cut off by ``generation.max_new_tokens`` ends in an unfinished statement; drop trailing lines
+    (at most MAX_TRIMMED_LINES) until it parses. Returns (text, lines dropped); unchanged when it parses
+    already or cannot be made to by this alone (then it is invalid)."""
+    lines = test.rstrip("\n").split("\n")
+    for dropped in range(0, min(MAX_TRIMMED_LINES, len(lines) - 1) + 1):
+        text = "\n".join(lines[:len(lines) - dropped]) + "\n"
+        try:
+            ast.parse(text)
+            return text, dropped
+        except (SyntaxError, ValueError):
+            continue
+    return test, 0
 
 
 class TestGeneration(Task):
@@ -101,8 +120,11 @@ class TestGeneration(Task):
             check_candidate_rows(predictions)
             coverage = match_test_ids([row["id"] for row in predictions], list(test), partial=partial)
             # a generated candidate continues the head the prompt ends with
-            samples = [{"task_id": row["id"], "test": self.head(test[row["id"]]) + c}
-                       for row in predictions for c in row["candidates"]]
+            samples = []
+            for row in predictions:
+                for candidate in row["candidates"]:
+                    text, dropped = drop_unfinished_tail(self.head(test[row["id"]]) + candidate)
+                    samples.append({"task_id": row["id"], "test": text, "dropped_lines": dropped})
         else:
             for number, row in enumerate(predictions, start=1):
                 if not isinstance(row.get("task_id"), str) or not isinstance(row.get("test"), str):
@@ -135,6 +157,7 @@ class TestGeneration(Task):
                    if not key.startswith("codebleu")}
         metrics.update({k: v for k, v in match_metrics.items() if k.startswith("codebleu")})
         metrics.update(coverage, tasks=len(scored), samples=len(rows),
-                       mutants_per_task=fmean(len(focal[t].mutants) for t in grouped))
+                       mutants_per_task=fmean(len(focal[t].mutants) for t in grouped),
+                       unfinished_tail_dropped=fmean(bool(row.get("dropped_lines")) for row in rows))
         metrics["metric_specs"] = describe(metrics)
         return Evaluation(metrics, scored, files={"verdicts.jsonl": rows})
