@@ -130,7 +130,8 @@ class ProgramRepair(Task):
 
     def _score(self, samples: list[dict], bugs: dict[str, dict], coverage: dict) -> Evaluation:
         indices = check_samples(samples, bugs, "repair")
-        counts, ks = sample_counts(samples, [max(1, min(sample_counts(samples, [1])[0].values()))])
+        per_task, _ = sample_counts(samples, [1])
+        counts, ks = sample_counts(samples, [min(per_task.values())])  # @1 and @k, k = samples per bug
         backend = sandbox.get_backend().name
         jobs, identical, exact, compiles = [], [], [], []
         for row in samples:
