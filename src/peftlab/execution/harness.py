@@ -52,7 +52,8 @@ def count_cases(tests: str, check_name: str = "check", entry_point: str | None =
     return sum(is_case for _, is_case in runner.split_cases(tests, check_name, entry_point))
 
 
-def _records(control_output: bytes, nonce: str) -> list[dict]:
+def attested_records(control_output: bytes, nonce: str) -> list[dict]:
+    """The JSON-object lines of a runner's fd 4 output that carry ``nonce`` (the rest is not trusted)."""
     found = []
     for line in control_output.decode("utf-8", errors="replace").splitlines():
         try:
@@ -111,7 +112,7 @@ def run_tests(program: str, entry_point: str, tests: str, *, setup: str = "", ch
            "check_name": check_name, "timeout": float(timeout)}
     limits = limits or Limits(wall_seconds=float(timeout) + STARTUP_ALLOWANCE, cpu_seconds=math.ceil(timeout) + 2)
     result = run_runner(limits=limits, backend=backend, control_input=json.dumps(job).encode())
-    status, reason, passed = judge(_records(result.control_output, nonce), total, result.timed_out,
+    status, reason, passed = judge(attested_records(result.control_output, nonce), total, result.timed_out,
                                    result.returncode, result.stderr, limits.wall_seconds)
     return Verdict(status, reason, passed, total, result.wall_seconds, result.backend,
                    result.stdout[:OUTPUT_KEPT].decode("utf-8", errors="replace"))

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 
+from peftlab.execution.harness import attested_records
 from peftlab.execution.sandbox import Limits, run
 
 RUNNER_FILE = "peftlab_testgen_runner.py"
@@ -108,14 +109,7 @@ def _run_variant(source: str, problem: FocalProblem, test: str, timeout: float, 
     limits = Limits(wall_seconds=wall, cpu_seconds=math.ceil(wall), max_output_bytes=4096)
     result = run([sys.executable, "-I", RUNNER_FILE], limits=limits, files={RUNNER_FILE: runner, CODEC_FILE: codec},
                  control_input=json.dumps(job).encode(), backend=backend)
-    records = []
-    for line in result.control_output.decode("utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("nonce") == nonce:
-            records.append(record)
+    records = attested_records(result.control_output, nonce)
     found = next((r for r in records if r.get("type") == "result"), None)
     if found is None or not any(r.get("type") == "done" for r in records):
         tail = result.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]

@@ -23,7 +23,7 @@ from peftlab.execution.scoring import check_samples, sample_counts, summarize
 from peftlab.metrics.specs import describe
 from peftlab.postprocess import cut_at_stop, strip_fences
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
-from peftlab.tasks.repair.data import function_source, humaneval_bugs, read_bugs
+from peftlab.tasks.repair.data import function_source, humaneval_bugs, read_bugs, top_level_function
 
 STOP_STRINGS = ("\n### ", "\nif __name__", "\n\n\n\n")
 TEMPLATE = "### Buggy function:\n{buggy}\n### Fixed function:\n"
@@ -33,12 +33,7 @@ SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "te
 
 def _function_ast(program: str, entry_point: str) -> str | None:
     """The entry point's AST without its docstring, dumped; None when the program has no such function."""
-    try:
-        tree = ast.parse(program)
-    except (SyntaxError, ValueError):
-        return None
-    node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                 and n.name == entry_point), None)
+    node = top_level_function(program, entry_point)
     if node is None:
         return None
     if node.body and isinstance(node.body[0], ast.Expr) and isinstance(getattr(node.body[0], "value", None),

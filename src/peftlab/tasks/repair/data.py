@@ -48,15 +48,20 @@ def read_bugs(path) -> list[dict]:
     return bugs
 
 
-def function_source(program: str, entry_point: str) -> str | None:
-    """The source of top-level function ``entry_point`` in ``program``, or None (no such function, or the
+def top_level_function(program: str, entry_point: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The node of top-level function ``entry_point`` in ``program``, or None (no such function, or the
     program does not parse)."""
     try:
         tree = ast.parse(program)
     except (SyntaxError, ValueError):
         return None
-    node = next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+    return next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
                  and n.name == entry_point), None)
+
+
+def function_source(program: str, entry_point: str) -> str | None:
+    """The source of top-level function ``entry_point`` in ``program``, or None."""
+    node = top_level_function(program, entry_point)
     return ast.get_source_segment(program, node, padded=False) if node is not None else None
 
 
