@@ -21,8 +21,10 @@ def test_bad_names_are_user_errors_before_anything_runs(tmp_path):
         api.config(method="nosuch", output_dir=str(tmp_path / "x"))
     with pytest.raises(UserError, match="unknown task"):
         api.config(task="nosuch")
-    with pytest.raises(UserError, match="unknown data.loader 'apps'"):
-        api.config(overrides=["data.loader=apps"])
+    with pytest.raises(UserError, match="unknown data.loader 'nosuch'"):
+        api.config(overrides=["data.loader=nosuch"])
+    with pytest.raises(UserError, match="data.loader apps makes apps records"):
+        api.config(overrides=["data.loader=apps"])  # the default task is codegen
     with pytest.raises(UserError, match="unknown stage 'fit'"):
         api.stage(api.config(), "fit")
     assert not (tmp_path / "x").exists()

@@ -14,7 +14,10 @@ from peftlab.tasks import TASKS, get_task
 
 # Config a task needs to find its data in the test environment (tasks that ship their data need none).
 PROJECT = Path(__file__).parent / "fixtures" / "tested_project"
+HUB = Path(__file__).parent / "fixtures" / "hub"  # local copies in the hub datasets' schemas
 TASK_OVERRIDES = {"codegen": lambda data_dir: [f"data.dir={data_dir}"],
+                  "apps": lambda _: ["data.loader=apps", f"data.source={HUB / 'apps'}"],
+                  "java-testgen": lambda _: ["data.loader=methods2test", f"data.source={HUB / 'methods2test'}"],
                   "project-codegen": lambda _: [f"data.project={PROJECT}"],
                   "testgen": lambda _: [f"data.project={PROJECT}"],
                   "repair": lambda _: [f"data.project={PROJECT}"]}

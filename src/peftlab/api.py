@@ -45,7 +45,10 @@ def check(config: Config, method: str | None = "any") -> Config:
     if config.data.train_task:
         task_class(config.data.train_task)
     if config.data.loader:
-        get_loader(config.data.loader)
+        loader = get_loader(config.data.loader)
+        if loader.task not in (config.task, config.data.train_task):
+            raise UserError(f"data.loader {loader.name} makes {loader.task} records; use it with task={loader.task} "
+                            f"(or data.train_task={loader.task}), not task={config.task}")
     return config
 
 

@@ -251,6 +251,10 @@ def study(
         None, "--devices", help="Run cells in parallel, one per GPU: auto (every visible GPU) or ids such as 0,1. "
         "Default: one cell at a time.", show_default=False,
     ),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", help="Run only shard i/n of the cells (e.g. $SLURM_ARRAY_TASK_ID/4 in a job array); "
+        "an adapter and the cells that reuse it stay in one shard.", show_default=False,
+    ),
     report: bool = typer.Option(True, help="Write the report when the matrix is complete."),
     dry_run: bool = typer.Option(
         False, "--dry-run",
@@ -258,13 +262,16 @@ def study(
     ),
 ):
     """Run a study matrix (models x tasks x seeds x methods, plus sweeps); re-running skips finished cells."""
+    from peftlab.study_main import parse_shard
+
+    part = parse_shard(shard)
     if dry_run:
         from peftlab.study_main import dry_run_study
 
-        raise typer.Exit(dry_run_study(study_file, preset, output_dir, retry_failed))
+        raise typer.Exit(dry_run_study(study_file, preset, output_dir, retry_failed, shard=part))
     from peftlab.study_main import parse_devices, run_study_command
 
-    code = run_study_command(study_file, preset, output_dir, retry_failed, report, parse_devices(devices))
+    code = run_study_command(study_file, preset, output_dir, retry_failed, report, parse_devices(devices), part)
     raise typer.Exit(code)
 
 

@@ -55,9 +55,12 @@ class DataConfig(_Section):
     ``.parquet``/``.csv`` file (one split, ``train``), a directory of such files named after their splits,
     or a hub id. Needs ``peftlab[datasets]``. See :mod:`peftlab.data.hub`."""
     loader: str | None = None
-    """One of the studies' datasets by name (``conala``, ``codealpaca-python``; :mod:`peftlab.data.loaders`):
-    its schema converted to the task's records. ``data.source`` defaults to its hub id, or names a local
-    copy in that schema."""
+    """One of the studies' datasets by name (``conala``, ``codealpaca-python``, ``apps``, ``methods2test``,
+    ``humaneval-x``; :mod:`peftlab.data.loaders`): its schema converted to the records of the task it feeds.
+    ``data.source`` defaults to its hub id, or names a local copy in that schema."""
+    subset: str | None = None
+    """The hub dataset's configuration (``datasets``' ``name``), for a hub id only: e.g. ``fm+t`` of
+    Methods2Test or ``python`` of HumanEval-X (a named loader's default where it has one)."""
     columns: dict[str, str] = Field(default_factory=dict)
     """The source column for each record key the task reads, e.g. ``{instruction: prompt, reference: code}``."""
     splits: dict[Literal["train", "validation", "test"], str] = Field(default_factory=dict)

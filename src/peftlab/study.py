@@ -224,3 +224,14 @@ def expand(spec: StudySpec, default_data_root: str | None = None) -> list[Cell]:
         cell.key = config_hash(cell.config)
         cell.config.output_dir = str(Path(spec.output_dir) / "cells" / cell.key)
     return ordered
+
+
+def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """The cells of shard ``index`` (1-based) of ``count``, for job arrays (``--shard i/n``): whole training
+    groups (a cell that trains an adapter together with the cells that borrow it) dealt round-robin in
+    expansion order. The deal depends only on the study, so every shard computes the same partition
+    without talking to the others, and no shard ever waits for an adapter another shard trains."""
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.labels.get("adapter_from") or cell.key, []).append(cell)
+    return [cell for number, group in enumerate(groups.values()) if number % count == index - 1 for cell in group]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from peftlab.errors import UserError
 from peftlab.methods import METHODS
 from peftlab.metrics.specs import describe
 from peftlab.runs import directory_lock, ensure_writable_dir, read_metrics
-from peftlab.study import Cell, expand, load_study
+from peftlab.study import Cell, expand, load_study, shard_cells
 from peftlab.study_runner import cell_state, run_study
 
 def _prepare_task_data(cells: list[Cell], console: Console) -> None:
@@ -89,11 +90,28 @@ def _console() -> Console:
     return console if console.is_terminal else Console(width=200)
 
 
-def load_cells(study_file: Path | None, preset: str, output_dir: str | None) -> tuple:
+def load_cells(study_file: Path | None, preset: str, output_dir: str | None,
+               shard: tuple[int, int] | None = None) -> tuple:
+    """The study and its cells (only shard ``(i, n)``'s, when given)."""
     spec = load_study(study_file, None if study_file else preset)
     if output_dir:
         spec.output_dir = output_dir
-    return spec, expand(spec, default_data_root=str(Path(spec.output_dir) / "data"))
+    cells = expand(spec, default_data_root=str(Path(spec.output_dir) / "data"))
+    return spec, shard_cells(cells, *shard) if shard else cells
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``--shard i/n`` (1 <= i <= n), e.g. ``$SLURM_ARRAY_TASK_ID/4``.
+
+    Raises:
+        UserError: anything else.
+    """
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise UserError(f"--shard takes i/n with 1 <= i <= n (e.g. 2/4), not '{text}'")
+    return int(match[1]), int(match[2])
 
 
 def _duration(seconds: float) -> str:
@@ -103,7 +121,7 @@ def _duration(seconds: float) -> str:
 
 
 def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, retry_failed: bool,
-                  console: Console | None = None) -> int:
+                  console: Console | None = None, shard: tuple[int, int] | None = None) -> int:
     """``peftlab study --dry-run``: every cell's title, hash and status, whether a run would run it, and the
     time left, estimated per cell as the mean wall time of this study's finished cells of the same method
     ("unknown" when none has finished). Reads ``cell.json`` files only: no lock, no data, nothing written.
@@ -112,7 +130,7 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
         UserError: the study is malformed.
     """
     console = console or _console()
-    spec, cells = load_cells(study_file, preset, output_dir)
+    spec, cells = load_cells(study_file, preset, output_dir, shard)
     states = {}
     for cell in cells:
         try:
@@ -124,7 +142,8 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
         state = states[cell.key]
         if state.get("status") == "done" and isinstance(state.get("wall_time_s"), (int, float)):
             walls.setdefault(cell.labels["method"], []).append(state["wall_time_s"])
-    table = Table(title=f"study '{spec.name}' in {spec.output_dir} (dry run)")
+    part = f", shard {shard[0]}/{shard[1]}" if shard else ""
+    table = Table(title=f"study '{spec.name}' in {spec.output_dir} (dry run{part})")
     for column in ("cell", "title", "status", "next run", "estimate"):
         table.add_column(column, justify="right" if column == "estimate" else "left")
     left, to_run, unknown = 0.0, 0, []
@@ -178,24 +197,32 @@ def parse_devices(text: str | None) -> list[str] | None:
 
 
 def run_study_command(study_file: Path | None, preset: str, output_dir: str | None, retry_failed: bool, report: bool,
-                      devices: list[str] | None = None) -> int:
-    """Returns the exit code: 0 when every cell is done, 1 when some failed or are unfinished.
+                      devices: list[str] | None = None, shard: tuple[int, int] | None = None) -> int:
+    """Returns the exit code: 0 when every cell (of the shard) is done, 1 when some failed or are unfinished.
 
     Raises:
         UserError: the study is malformed (before anything runs).
     """
     console = _console()
-    spec, cells = load_cells(study_file, preset, output_dir)
+    spec, cells = load_cells(study_file, preset, output_dir, shard)
     study_dir = ensure_writable_dir(Path(spec.output_dir), "study output directory")
-    with directory_lock(study_dir, "study directory"):
-        return _run_locked(spec, cells, retry_failed, report, console, devices)
+    # shards of one study run at once on a shared file system: each holds its own lock (and each cell's run
+    # directory has its own), so two runs of the same shard still exclude each other
+    lock_dir = ensure_writable_dir(study_dir / "shards" / f"{shard[0]}-of-{shard[1]}", "shard directory") \
+        if shard else study_dir
+    with directory_lock(lock_dir, "study shard" if shard else "study directory"):
+        return _run_locked(spec, cells, retry_failed, report, console, devices, shard)
 
 
-def _run_locked(spec, cells: list[Cell], retry_failed: bool, report: bool, console: Console, devices=None) -> int:
+def _run_locked(spec, cells: list[Cell], retry_failed: bool, report: bool, console: Console, devices=None,
+                shard: tuple[int, int] | None = None) -> int:
     _prepare_task_data(cells, console)
     counts = run_study(spec, cells, retry_failed, console, devices)
     console.print(results_table(cells))
-    if report and counts["done"]:
+    if shard:  # the report needs every shard's cells: a last unsharded run (it skips done cells) builds it
+        console.print(f"shard {shard[0]}/{shard[1]}: {counts['done']} of {len(cells)} cells done; when every shard "
+                      f"is done, `peftlab study` without --shard (or `peftlab report {spec.output_dir}`) builds the report")
+    elif report and counts["done"]:
         from peftlab.report import build_report
 
         report_dir = Path(spec.output_dir) / "report"

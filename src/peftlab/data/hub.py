@@ -47,13 +47,16 @@ def _load_arguments(source: str) -> dict:
     return {"path": source}  # a hub id
 
 
-def load_rows(source: str, split: str):
-    """Split ``split`` (datasets' syntax) of ``source`` as a ``datasets.Dataset``."""
+def load_rows(source: str, split: str, subset: str | None = None):
+    """Split ``split`` (datasets' syntax) of ``source`` as a ``datasets.Dataset``; ``subset`` is the hub
+    dataset's configuration (ignored for local files, which have none)."""
     if importlib.util.find_spec("datasets") is None:
         raise UserError("data.source needs the datasets package: pip install 'peftlab[datasets]'")
     import datasets
 
     arguments = _load_arguments(source)
+    if subset and "data_files" not in arguments:
+        arguments["name"] = subset
     try:
         return datasets.load_dataset(**arguments, split=split)
     except ValueError as error:  # an unknown split or a bad slice
@@ -73,7 +76,7 @@ def load_source_split(data_config, split: str, required: dict[str, type]) -> lis
     if data_config.loader is not None:
         return _named(data_config, split)
     source = data_config.source
-    rows = load_rows(source, data_config.splits.get(split, split))
+    rows = load_rows(source, data_config.splits.get(split, split), data_config.subset)
     names = list(rows.column_names)
     mapping = {key: data_config.columns.get(key, key) for key in (*required, "id")}
     for key, column in mapping.items():
@@ -99,4 +102,5 @@ def _named(data_config, split: str) -> list[dict]:
     loader = get_loader(data_config.loader)
     source = data_config.source or loader.hub_id
     split_name = data_config.splits.get(split) or loader.splits.get(split, split)
-    return loader_records(loader, load_rows(source, split_name), source)
+    rows = load_rows(source, split_name, data_config.subset or loader.subset)
+    return loader_records(loader, rows, source)

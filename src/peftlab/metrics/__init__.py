@@ -25,6 +25,13 @@ METRICS: dict[str, MetricFn] = {
 
 ITEM_METRICS: dict[str, ItemFn] = {"codebleu": codebleu_item}
 
+LANGUAGE_AWARE = {"codebleu"}
+"""Metrics that parse the code, and so take ``lang`` (exact match compares text in any language)."""
+
+
+def _options(name: str, lang: str) -> dict:
+    return {"lang": lang} if name in LANGUAGE_AWARE else {}
+
 
 def get_metric(name: str) -> MetricFn:
     """Raises: UserError for an unknown metric name."""
@@ -33,26 +40,27 @@ def get_metric(name: str) -> MetricFn:
     return METRICS[name]
 
 
-def match_scores(predictions: list[dict]) -> tuple[dict[str, float], list[dict]]:
+def match_scores(predictions: list[dict], lang: str = "python") -> tuple[dict[str, float], list[dict]]:
     """Every match metric over all rows (``{candidates, reference}``), and each row with its own ``scores``
     (the metrics on that problem alone) and ``codebleu_stats`` (CodeBLEU's per-item counts, from which the
-    report recomputes corpus CodeBLEU for its bootstrap intervals and paired tests)."""
+    report recomputes corpus CodeBLEU for its bootstrap intervals and paired tests). ``lang``: the
+    programming language, for the metrics in :data:`LANGUAGE_AWARE`."""
     candidates = [row["candidates"] for row in predictions]
     references = [row["reference"] for row in predictions]
     metrics: dict[str, float] = {}
-    for metric in METRICS.values():
-        metrics.update(metric(candidates, references))
+    for name, metric in METRICS.items():
+        metrics.update(metric(candidates, references, **_options(name, lang)))
     scored = []
     for row, problem_candidates, reference in zip(predictions, candidates, references, strict=True):
         scores: dict[str, float] = {}
         extra: dict = {}
         for name, metric in METRICS.items():
             if name in ITEM_METRICS:
-                item, fields = ITEM_METRICS[name](problem_candidates, reference)
+                item, fields = ITEM_METRICS[name](problem_candidates, reference, **_options(name, lang))
                 scores.update(item)
                 extra.update(fields)
             else:
-                scores.update(metric([problem_candidates], [reference]))
+                scores.update(metric([problem_candidates], [reference], **_options(name, lang)))
         scored.append({**row, "scores": scores, **extra})
     return metrics, scored
 

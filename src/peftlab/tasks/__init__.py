@@ -12,16 +12,18 @@ import importlib
 import inspect
 
 from peftlab.errors import UserError
+from peftlab.tasks.apps import Apps
 from peftlab.tasks.base import Task
 from peftlab.tasks.codegen import CodeGeneration
 from peftlab.tasks.humaneval import HumanEval
+from peftlab.tasks.java_testgen import JavaTestGeneration
 from peftlab.tasks.mbpp import MBPP
 from peftlab.tasks.project_codegen import ProjectCodeGeneration
 from peftlab.tasks.repair import ProgramRepair
 from peftlab.tasks.testgen import TestGeneration
 
-TASKS: dict[str, type[Task]] = {task.name: task for task in (CodeGeneration, HumanEval, MBPP, ProjectCodeGeneration, TestGeneration,
-                                                                  ProgramRepair)}
+TASKS: dict[str, type[Task]] = {task.name: task for task in (
+    CodeGeneration, HumanEval, MBPP, ProjectCodeGeneration, TestGeneration, ProgramRepair, JavaTestGeneration, Apps)}
 
 
 def _import_task(spec: str) -> type[Task]:

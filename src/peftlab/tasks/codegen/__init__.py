@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from peftlab.data.hub import load_source_split
+from peftlab.data.loaders import feeds
 from peftlab.data.records import read_jsonl
 from peftlab.errors import UserError
 from peftlab.metrics import match_scores
@@ -34,6 +35,9 @@ class CodeGeneration(Task):
     name = "codegen"
     default_stop = STOP_STRINGS
     raw_template = INSTRUCTION_TEMPLATE
+    language = "python"
+    """What CodeBLEU parses the candidates and references as."""
+    chat_request = CHAT_REQUEST
 
     def load(self, split: str) -> list[dict]:
         """Records of ``split`` from ``data.source`` (any dataset ``datasets`` reads, :mod:`peftlab.data.hub`)
@@ -44,7 +48,7 @@ class CodeGeneration(Task):
         """
         if split not in SPLITS:
             raise UserError(f"unknown split '{split}'; known: {', '.join(SPLITS)}")
-        if self.config.data.source is not None or self.config.data.loader is not None:
+        if self._from_source():
             records = load_source_split(self.config.data, split, REQUIRED)
             if not records:
                 raise UserError(f"data.source {self.config.data.source or self.config.data.loader}: split "
@@ -63,6 +67,13 @@ class CodeGeneration(Task):
             raise UserError(f"dataset split {path} is empty")
         return self._numbered(records, split)
 
+    def _from_source(self) -> bool:
+        """``data.loader`` when it makes this task's records, else ``data.source`` read as is (a loader for
+        another task, e.g. the scored one's, is not this task's)."""
+        if self.config.data.loader is not None:
+            return feeds(self.config.data, self.name)
+        return self.config.data.source is not None
+
     def _numbered(self, records: list[dict], split: str) -> list[dict]:
         """Ids for records without one; the configured size applied."""
         for index, record in enumerate(records):
@@ -74,7 +85,7 @@ class CodeGeneration(Task):
         return format_prompt(problem["instruction"])
 
     def user_message(self, problem: dict) -> str:
-        return CHAT_REQUEST.format(instruction=problem["instruction"])
+        return self.chat_request.format(instruction=problem["instruction"])
 
     def postprocess(self, completion: str) -> str:
         return extract_code(completion, self.stop)  # strips a markdown fence, as chat answers often have
@@ -86,13 +97,14 @@ class CodeGeneration(Task):
         check_candidate_rows(predictions)
         references = {problem["id"]: problem["reference"] for problem in self.load("test")}
         coverage = match_test_ids([row["id"] for row in predictions], list(references), partial=partial)
-        metrics, scored = match_scores([{**row, "reference": references[row["id"]]} for row in predictions])
+        metrics, scored = match_scores([{**row, "reference": references[row["id"]]} for row in predictions],
+                                       lang=self.language)
         return Evaluation({**metrics, **coverage, "metric_specs": describe(metrics)}, scored)
 
     def prepare_data(self, directory: Path) -> dict | None:
         """Mine the default stdlib dataset into ``directory`` once (a study's cells share it); nothing to
         do when the data comes from ``data.source``."""
-        if self.config.data.source or self.config.data.loader or (directory / "card.json").is_file():
+        if self._from_source() or (directory / "card.json").is_file():
             return None
         return build_codegen_dataset(directory, None, seed=0)
 

@@ -33,6 +33,8 @@ import gzip
 import json
 from importlib import resources
 
+from peftlab.data.hub import load_source_split
+from peftlab.data.loaders import feeds
 from peftlab.errors import UserError
 from peftlab.execution.scoring import ExecutionProblem, score_samples
 from peftlab.postprocess import continuation
@@ -68,12 +70,12 @@ def postprocess(text: str) -> str:
     return continuation(text, list(STOP_STRINGS))
 
 
-def execution_problems() -> dict[str, ExecutionProblem]:
-    """Every problem as the sandbox runs it: the completion continues the published prompt, and the prompt
-    is also run as trusted setup (some tests call its helper functions)."""
+def execution_problems(problems: dict[str, dict] | None = None) -> dict[str, ExecutionProblem]:
+    """Every problem (of ``problems``, default HumanEval's) as the sandbox runs it: the completion continues
+    the published prompt, and the prompt is also run as trusted setup (some tests call its helper functions)."""
     return {
         task_id: ExecutionProblem(build_prompt(p), p["entry_point"], p["test"], setup=p["prompt"])
-        for task_id, p in load_problems().items()
+        for task_id, p in (load_problems() if problems is None else problems).items()
     }
 
 
@@ -136,15 +138,21 @@ def wrong_completion(problem: dict, kind: str) -> str:
 
 class HumanEval(ExecutedTask):
     """HumanEval as a peftlab task: evaluation-only; prompts continue the published signature+docstring;
-    EM and CodeBLEU against the canonical solution beside pass@k (see :class:`ExecutedTask`)."""
+    EM and CodeBLEU against the canonical solution beside pass@k (see :class:`ExecutedTask`). With
+    ``data.loader=humaneval-x`` the problems are HumanEval-X's Python subset instead of the package's."""
 
     name = "humaneval"
     title = "HumanEval"
     default_stop = STOP_STRINGS
 
+    def problems(self) -> dict[str, dict]:
+        if feeds(self.config.data, self.name):
+            return {p["task_id"]: p for p in load_source_split(self.config.data, "test", {})}
+        return load_problems()
+
     def test_problems(self) -> list[dict]:
         return [{"id": p["task_id"], "instruction": build_prompt(p), "reference": p["canonical_solution"]}
-                for p in load_problems().values()]
+                for p in self.problems().values()]
 
     def execution_problems(self) -> dict[str, ExecutionProblem]:
-        return execution_problems()
+        return execution_problems(self.problems())
