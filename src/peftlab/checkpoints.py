@@ -70,12 +70,13 @@ class MarkCompleteCheckpoints(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if checkpoint.is_dir():
+        # data-parallel: the main process writes checkpoints, and only it knows when one is whole
+        if state.is_world_process_zero and checkpoint.is_dir():
             mark_complete(checkpoint, self.fingerprint)
         return control
 
 
-def newest_complete_checkpoint(directory: Path, fingerprint: dict, log=None) -> Path | None:
+def newest_complete_checkpoint(directory: Path, fingerprint: dict, log=None, remove: bool = True) -> Path | None:
     """The checkpoint to resume from, or None to start afresh.
 
     Incomplete checkpoints (killed or out of space mid-save, or missing files) are removed, newest first,
@@ -100,8 +101,9 @@ def newest_complete_checkpoint(directory: Path, fingerprint: dict, log=None) -> 
                     "use a new --output-dir, or delete that directory to start over"
                 )
             return checkpoint
-        log(f"{checkpoint.name} is incomplete (interrupted or failed save); removed it, trying an earlier one")
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        if remove:  # in data-parallel training only the main process removes; the others skip the same ones
+            log(f"{checkpoint.name} is incomplete (interrupted or failed save); removed it, trying an earlier one")
+            shutil.rmtree(checkpoint, ignore_errors=True)
     return None
 
 

@@ -63,6 +63,8 @@ def train(
     from peftlab.pipeline import run_command
 
     metrics = run_command(config, "train")
+    if not metrics:  # a data-parallel helper process: the main one reports
+        return
     typer.echo(f"adapter saved in {Path(config.output_dir) / 'adapter'}; trainable params {metrics['trainable_params']:,}")
 
 
@@ -238,7 +240,8 @@ def run(
     from peftlab.pipeline import run_stages
 
     metrics = run_stages(config, announce=lambda stage: typer.echo(f"== {stage}"))
-    typer.echo(json.dumps(metrics, indent=2))
+    if metrics:  # empty in a data-parallel helper process: the main one reports
+        typer.echo(json.dumps(metrics, indent=2))
 
 
 @app.command()

@@ -15,6 +15,7 @@ from pathlib import Path
 from peftlab.config import Config
 from peftlab.data.records import read_jsonl, write_jsonl
 from peftlab.devices import resolve_placement
+from peftlab.distributed import world
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
 from peftlab.generate import ResumeFile, generate_candidates
 from peftlab.methods import get_method, get_training_method
@@ -246,8 +247,25 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
     return run.finish(stage, config, metrics, _outputs(stage, config, run), started)
 
 
+def _helper_process(config: Config, stage: str) -> bool:
+    """Under a data-parallel launcher (:mod:`peftlab.distributed`), whether this is a process other than
+    the main one; those only train, and only ``train`` and ``run`` can be launched that way.
+
+    Raises:
+        UserError: ``generate`` or ``evaluate`` under a launcher with several processes.
+    """
+    processes = world()
+    if processes.parallel and stage not in ("train", "run"):
+        raise UserError(f"peftlab {stage} runs in one process; only train and run are data-parallel under "
+                        f"accelerate launch / torchrun ({processes.size} processes here)")
+    return not processes.main
+
+
 def run_command(config: Config, stage: str, **options) -> dict:
     """``peftlab train|generate|evaluate``: always (re)does ``stage``; later stages are invalidated."""
+    if _helper_process(config, stage):
+        train(config, Path(config.output_dir))  # the main process holds the run directory and records
+        return {}
     run = RunDir(config.output_dir).create()
     with run.lock():
         return run_stage(config, stage, **options)
@@ -260,6 +278,10 @@ def run_stages(config: Config, announce=print) -> dict:
     Raises:
         UserError: the directory holds finished stages of another config (results would be mixed).
     """
+    if _helper_process(config, "run"):  # train beside the main process, which then generates and evaluates
+        if trains(config) and not config.model.adapter and not RunDir(config.output_dir).is_done("train"):
+            train(config, Path(config.output_dir))
+        return {}
     run = RunDir(config.output_dir).create()
     with run.lock():
         run.check_same_config(config)

@@ -25,6 +25,7 @@ from peftlab.config import Config
 from peftlab.data.examples import IGNORE_INDEX, CompletionCollator
 from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
 from peftlab.data.records import write_jsonl
+from peftlab.distributed import world
 from peftlab.devices import resolve_placement
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_training_method
@@ -177,13 +178,18 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
     if not train_set:
         raise UserError(f"no training example fits model.max_length={config.model.max_length}")
 
+    processes = world()
     # Before the model loads: a checkpoint of another config is refused fast.
-    checkpoint = newest_complete_checkpoint(run.checkpoints, training_fingerprint(config))
+    checkpoint = newest_complete_checkpoint(run.checkpoints, training_fingerprint(config), remove=processes.main)
     torch.manual_seed(config.train.seed)
     placement = resolve_placement(config.model)
+    if processes.parallel and placement.on_gpu:
+        torch.cuda.set_device(processes.local_rank)  # "cuda" is then this process's own GPU
     model = method.apply(load_model(config.model.name, method.quantization_config(), placement))
     parameters = count_parameters(model)
-    packed = config.train.packing and method.trains_packed
+    # Packed training runs one backward per packed row, and ranks pack different row counts; DDP needs the
+    # same number of backward passes on every rank, so data-parallel batches are padded instead.
+    packed = config.train.packing and method.trains_packed and not processes.parallel
 
     # The Trainer reads eval_steps/save_steps below 1 as a share of all steps and 1 or more as a step count,
     # so eval_every=1.0 ("once, at the end") would mean "every step". Just under 1 is still a share, and
@@ -248,6 +254,8 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
             "Re-run the same command to resume."
         )
 
+    if not processes.main:
+        return {}  # the main process saves the adapter and reports
     with _disk_full_is_a_user_error(run.adapter), atomic_directory(run.adapter) as partial:
         method.save(trainer.model, partial)
     write_jsonl(run / RunDir.LOSS_HISTORY, loss_history(trainer.state.log_history))
@@ -265,6 +273,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         "adapter_mb": _directory_mb(run.adapter),
         "resumed_from": checkpoint.name if checkpoint else None,
         "packed": packed,
+        "processes": processes.size,
         **placement.record(),
         **prompt_format.record(),
     }
