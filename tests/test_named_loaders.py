@@ -232,11 +232,16 @@ def test_a_cell_runs_on_apps_methods2test_and_humaneval_x(tiny_model_dir, tmp_pa
     assert metrics["apps"]["test_problems"] == 4 and "pass@1" in metrics["apps"] and metrics["apps"]["train_steps"] == 1
     assert metrics["java-testgen"]["test_problems"] == 1 and "codebleu" in metrics["java-testgen"]
 
-    run = tmp_path / "hx-run"  # HumanEval is evaluation-only: a zero-shot cell
-    result = subprocess.run([sys.executable, "-m", "peftlab.cli", "run", "--task", "humaneval", "--method", "zero-shot",
-                             f"model.name={tiny_model_dir}", "data.loader=humaneval-x",
-                             f"data.source={_humaneval_x_dir(tmp_path)}", "generation.max_new_tokens=4", "-o", str(run)],
+    evaluation_only = {  # HumanEval is evaluation-only: a zero-shot cell
+        "name": "humaneval-x", "output_dir": str(tmp_path / "hx-study"), "models": [str(tiny_model_dir)],
+        "tasks": [{"name": "humaneval", "overrides": {"data.loader": "humaneval-x",
+                                                      "data.source": str(_humaneval_x_dir(tmp_path))}}],
+        "methods": ["zero-shot"], "base": {"generation": {"max_new_tokens": 4}},
+    }
+    (tmp_path / "hx.yaml").write_text(yaml.safe_dump(evaluation_only))
+    result = subprocess.run([sys.executable, "-m", "peftlab.cli", "study", str(tmp_path / "hx.yaml"), "--no-report"],
                             capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    scored = json.loads((run / "metrics.json").read_text())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (cell,) = (tmp_path / "hx-study" / "cells").iterdir()
+    scored = json.loads((cell / "metrics.json").read_text())
     assert scored["test_problems"] == 3 and scored["pass@1"] == 0.0  # a random tiny model writes no solution
