@@ -128,3 +128,59 @@ def test_training_bugs_are_execution_validated_with_a_card(cache):
     verdicts = run_bodies(project.tree, [(by_id[b["id"].rsplit("/", 1)[0]], body_of_solution(
         by_id[b["id"].rsplit("/", 1)[0]], b["buggy"])) for b in bugs])
     assert all(v["status"] != "passed" for v in verdicts)
+
+
+PATCH = """diff --git a/{file} b/{file}
+index 1111111..2222222 100644
+--- a/{file}
++++ b/{file}
+@@ -10,5 +10,5 @@ def area(width, height):
+     if width < 0:
+         raise ValueError(width)
+-    return width + height
++    return width * height
+ 
+"""
+SECOND_HUNK = """@@ -40,3 +40,3 @@ def other():
+-    return 1
++    return 2
+"""
+
+
+def _fake_tests4py(requirement, dest):
+    """A tests4py-shaped sdist: one patch that is a one-hunk Python fix, and three that are not."""
+    import io
+    import tarfile
+
+    patches = {"calc/bug_1": PATCH.format(file="calc/geometry.py"),
+               "calc/bug_2": PATCH.format(file="calc/geometry.py") + SECOND_HUNK,  # two hunks
+               "calc/bug_3": PATCH.format(file="docs/index.rst"),  # not Python
+               "tool/bug_1": PATCH.format(file="a.py") + PATCH.format(file="b.py")}  # two files
+    with tarfile.open(dest / "tests4py-1.0.0.tar.gz", "w:gz") as archive:
+        for where, text in patches.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"tests4py-1.0.0/src/tests4py/projects/resources/{where}/fix.patch")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_bugsinpy_one_hunk_fixes_become_static_training_pairs(cache, monkeypatch):
+    from peftlab.tasks.repair import bugsinpy
+
+    pairs, card = bugsinpy.bugsinpy_pairs(download=_fake_tests4py)
+    assert card["patches"] == 4 and card["pairs"] == 1 and card["per_project"] == {"calc": 1}
+    (pair,) = pairs
+    assert pair["id"] == "bugsinpy/calc/bug_1" and pair["context"] == "def area(width, height):"
+    assert pair["buggy"] == "if width < 0:\n    raise ValueError(width)\nreturn width + height\n"
+    assert pair["fixed"] == "if width < 0:\n    raise ValueError(width)\nreturn width * height\n"
+
+    monkeypatch.setattr(bugsinpy, "bugsinpy_pairs", lambda download=None: (pairs, card))
+    with_pairs = _task(f"data.project={PROJECT}", "data.bugsinpy=true")
+    train = with_pairs.load("train")
+    assert "bugsinpy/calc/bug_1" in [p["id"] for p in train]
+    (static,) = [p for p in train if p["id"] == "bugsinpy/calc/bug_1"]
+    assert static["instruction"] == pair["buggy"] and static["reference"] == pair["fixed"]
+    plain = _task(f"data.project={PROJECT}").load("train")
+    assert len(train) == len(plain) + 1 and {p["id"] for p in plain} < {p["id"] for p in train}
+    for split in ("validation", "test"):  # static pairs train only
+        assert not any(p["id"].startswith("bugsinpy/") for p in with_pairs.load(split))

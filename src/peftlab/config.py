@@ -81,6 +81,9 @@ class DataConfig(_Section):
     documented format (docs/repair.md)."""
     show_failing_test: bool = False
     """``repair``: add the name and message of one failing test to the prompt (where the bug has one)."""
+    bugsinpy: bool = False
+    """``repair``: also train on BugsInPy's 275 one-hunk Python fixes shipped in ``tests4py==1.0.0`` (static
+    pairs, never executed; the sdist is fetched once into the cache), shuffled in with the injected bugs."""
     train_task: str | None = None
     """Train, and draw ICL/RAG demonstrations, on this task's training split instead of ``task``'s (whose
     test split is still what is scored): e.g. ``task=humaneval data.train_task=codegen`` fine-tunes on

@@ -16,6 +16,7 @@ the bug has one), ``compiles@k``; ``metrics.json`` also has plausible@1 per muta
 from __future__ import annotations
 
 import ast
+import random
 
 from peftlab.errors import UserError
 from peftlab.execution import harness, passk, sandbox
@@ -78,8 +79,15 @@ class ProgramRepair(Task):
                             "(e.g. data.project=algorithms==1.0.1)")
         from peftlab.tasks.repair.training import training_bugs
 
-        return training_bugs(self.config.data.project, split, seed=self.config.data.project_seed,
+        bugs = training_bugs(self.config.data.project, split, seed=self.config.data.project_seed,
                              workers=self.config.execution.workers)
+        if split == "train" and self.config.data.bugsinpy:
+            from peftlab.tasks.repair.bugsinpy import bugsinpy_pairs
+
+            # shuffled in, so that data.train_size takes both kinds
+            bugs = bugs + bugsinpy_pairs()[0]
+            random.Random(self.config.data.project_seed).shuffle(bugs)
+        return bugs
 
     def load(self, split: str) -> list[dict]:
         if split not in SIZE_KEYS:
