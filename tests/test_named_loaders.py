@@ -75,6 +75,17 @@ def test_a_source_in_another_schema_or_an_unknown_loader_is_one_line(tmp_path):
         get_task("codegen", load_config(None, ["data.loader=nosuch"])).load("train")
 
 
+def _study_metrics(tmp_path, study: dict, key) -> dict:
+    """Run ``study`` (no report) with the CLI; each cell's metrics, by ``key(cell config)``."""
+    path = tmp_path / f"{study['name']}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    result = subprocess.run([sys.executable, "-m", "peftlab.cli", "study", str(path), "--no-report"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {key(yaml.safe_load((cell / "config.yaml").read_text())): json.loads((cell / "metrics.json").read_text())
+            for cell in (Path(study["output_dir"]) / "cells").iterdir()}
+
+
 def test_a_study_cell_trains_and_scores_on_each_loader(tiny_model_dir, tmp_path):
     alpaca, _ = _codealpaca_file(tmp_path)
     study = {
@@ -85,14 +96,7 @@ def test_a_study_cell_trains_and_scores_on_each_loader(tiny_model_dir, tmp_path)
         "methods": ["lora"],
         "base": {"train": {"max_steps": 1, "batch_size": 2}, "generation": {"max_new_tokens": 4, "stop": []}},
     }
-    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
-    result = subprocess.run([sys.executable, "-m", "peftlab.cli", "study", str(tmp_path / "study.yaml"), "--no-report"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    metrics = {}
-    for cell in (tmp_path / "study" / "cells").iterdir():
-        config = yaml.safe_load((cell / "config.yaml").read_text())
-        metrics[config["data"]["loader"]] = json.loads((cell / "metrics.json").read_text())
+    metrics = _study_metrics(tmp_path, study, key=lambda config: config["data"]["loader"])
     assert metrics["conala"]["test_problems"] == 2 and metrics["codealpaca-python"]["test_problems"] == 3
     assert all(m["train_steps"] == 1 and "codebleu" in m for m in metrics.values())
 
@@ -222,13 +226,7 @@ def test_a_cell_runs_on_apps_methods2test_and_humaneval_x(tiny_model_dir, tmp_pa
         "methods": ["lora"],
         "base": {"train": {"max_steps": 1, "batch_size": 2}, "generation": {"max_new_tokens": 4, "stop": []}},
     }
-    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
-    result = subprocess.run([sys.executable, "-m", "peftlab.cli", "study", str(tmp_path / "study.yaml"), "--no-report"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    metrics = {}
-    for cell in (tmp_path / "study" / "cells").iterdir():
-        metrics[yaml.safe_load((cell / "config.yaml").read_text())["task"]] = json.loads((cell / "metrics.json").read_text())
+    metrics = _study_metrics(tmp_path, study, key=lambda config: config["task"])
     assert metrics["apps"]["test_problems"] == 4 and "pass@1" in metrics["apps"] and metrics["apps"]["train_steps"] == 1
     assert metrics["java-testgen"]["test_problems"] == 1 and "codebleu" in metrics["java-testgen"]
 
@@ -238,10 +236,5 @@ def test_a_cell_runs_on_apps_methods2test_and_humaneval_x(tiny_model_dir, tmp_pa
                                                       "data.source": str(_humaneval_x_dir(tmp_path))}}],
         "methods": ["zero-shot"], "base": {"generation": {"max_new_tokens": 4}},
     }
-    (tmp_path / "hx.yaml").write_text(yaml.safe_dump(evaluation_only))
-    result = subprocess.run([sys.executable, "-m", "peftlab.cli", "study", str(tmp_path / "hx.yaml"), "--no-report"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (cell,) = (tmp_path / "hx-study" / "cells").iterdir()
-    scored = json.loads((cell / "metrics.json").read_text())
+    (scored,) = _study_metrics(tmp_path, evaluation_only, key=lambda config: config["task"]).values()
     assert scored["test_problems"] == 3 and scored["pass@1"] == 0.0  # a random tiny model writes no solution
