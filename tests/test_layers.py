@@ -12,7 +12,7 @@ LAYERS = (
     ("data", "execution", "metrics", "postprocess", "runs", "checkpoints"),
     ("projects",),
     ("tasks",),
-    ("prompting", "prompt_format", "bundled", "models", "devices"),
+    ("prompting", "prompt_format", "bundled", "models", "devices", "distributed"),
     ("methods",),
     ("train", "generate"),
     ("pipeline", "preview", "export"),

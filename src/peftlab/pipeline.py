@@ -247,7 +247,7 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
     return run.finish(stage, config, metrics, _outputs(stage, config, run), started)
 
 
-def _helper_process(config: Config, stage: str) -> bool:
+def _helper_process(stage: str) -> bool:
     """Under a data-parallel launcher (:mod:`peftlab.distributed`), whether this is a process other than
     the main one; those only train, and only ``train`` and ``run`` can be launched that way.
 
@@ -263,7 +263,7 @@ def _helper_process(config: Config, stage: str) -> bool:
 
 def run_command(config: Config, stage: str, **options) -> dict:
     """``peftlab train|generate|evaluate``: always (re)does ``stage``; later stages are invalidated."""
-    if _helper_process(config, stage):
+    if _helper_process(stage):
         train(config, Path(config.output_dir))  # the main process holds the run directory and records
         return {}
     run = RunDir(config.output_dir).create()
@@ -278,7 +278,7 @@ def run_stages(config: Config, announce=print) -> dict:
     Raises:
         UserError: the directory holds finished stages of another config (results would be mixed).
     """
-    if _helper_process(config, "run"):  # train beside the main process, which then generates and evaluates
+    if _helper_process("run"):  # train beside the main process, which then generates and evaluates
         if trains(config) and not config.model.adapter and not RunDir(config.output_dir).is_done("train"):
             train(config, Path(config.output_dir))
         return {}
