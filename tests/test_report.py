@@ -219,6 +219,26 @@ def test_plain_run_dirs_with_sweep(tmp_path):
     assert "unfinished" in written["report.md"].read_text()
 
 
+def test_a_study_sweep_of_one_value_is_drawn_with_the_unswept_cell(tmp_path):
+    """A study sweep lists only the other values (``method.r: [4]``); the unswept LoRA cell (r=16 in its
+    config) is the line's second point, so the figure exists. Other methods get no line."""
+    cells = tmp_path / "study" / "cells"
+    for number, (method, sweep, extra) in enumerate((("lora", {}, None), ("lora", {"method.r": 4}, {"r": 4}),
+                                                     ("zero-shot", {}, None))):
+        rows = _scored_rows(np.random.default_rng(number), (0.3, 0.05, 0.05, 0.05))
+        cell = cells / f"cell{number}"
+        _write_run(cell, "smollm2-135m", method, 42, rows, 1000 if method == "lora" else 0, extra)
+        labels = {"model": "smollm2-135m", "method": method, "task": "codegen", "seed": 42, "sweep": sweep}
+        (cell / "cell.json").write_text(json.dumps({"cell": cell.name, "study": "s", "labels": labels,
+                                                    "status": "done", "wall_time_s": 1.0}))
+    written = build_report(tmp_path / "study", tmp_path / "out")
+    assert "figures/codegen-sweep-method-r.png" in written
+    from peftlab.report.collect import collect_runs
+
+    runs = collect_runs(tmp_path / "study").runs
+    assert {run.config["method.r"] for run in runs if run.method == "lora"} == {16, 4}
+
+
 def test_statistics_units():
     rng = np.random.default_rng(0)
     values = rng.random(200)

@@ -46,6 +46,8 @@ class Run:
     items: list[dict]
     train_task: str | None = None
     """``data.train_task``: the task whose training data the run was adapted on, where not its own."""
+    config: dict = field(default_factory=dict)
+    """The run's resolved config, flattened (``method.r``: 16): where an unswept cell sits on a sweep."""
 
 
 @dataclass
@@ -218,7 +220,7 @@ def collect_runs(runs_dir: str | Path, exclude: str | Path | None = None) -> Col
     _derive_plain_sweeps([entry for _, _, entry in loaded])
     runs = [
         Run(directory, name, entry["model"], entry["method"], entry["task"], entry["dataset"], entry["seed"],
-            entry["sweep"], entry["metrics"], entry["items"], entry["config"].get("data.train_task"))
+            entry["sweep"], entry["metrics"], entry["items"], entry["config"].get("data.train_task"), entry["config"])
         for directory, name, entry in loaded
     ]
     return Collection(root, study, runs, skipped)

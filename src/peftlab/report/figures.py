@@ -242,6 +242,11 @@ def sweep_figures(stats: GroupStats, out_dir: Path) -> list[FigureFile]:
             if key in sweep:
                 others = tuple((k, v) for k, v in row.row.sweep if k != key)
                 lines.setdefault((row.row.model, row.row.method, sweep_key(others)), []).append((sweep[key], row))
+        for row in stats.rows:  # a study's unswept cell of the same method is the sweep's point at its own value
+            line, config = (row.row.model, row.row.method, ()), row.row.runs[0].config if row.row.runs else {}
+            if not row.row.sweep and line in lines and key in config \
+                    and all(value != config[key] for value, _ in lines[line]):
+                lines[line].append((config[key], row))
         if not any(len(points) > 1 for points in lines.values()):
             continue
         values = sorted({value for points in lines.values() for value, _ in points}, key=lambda v: sweep_key((("", v),)))
