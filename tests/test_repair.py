@@ -96,6 +96,18 @@ def test_a_bug_whose_tests_are_too_weak_is_still_not_fixed_by_itself(tmp_path, c
     assert [v["exact_fix"] for v in verdicts] == [False, False]  # 1 + x is not the known fix's AST
 
 
+def test_plausible_at_1_5_and_10_from_ten_candidates(tmp_path, cache):
+    bug = {"id": "one", "entry_point": "f", "buggy": "def f(x):\n    return x - 1\n",
+           "fixed": "def f(x):\n    return x + 1\n", "tests": "def check(candidate):\n    assert candidate(1) == 2\n"}
+    path = tmp_path / "bugs.jsonl"
+    path.write_text(json.dumps(bug) + "\n")
+    candidates = [bug["fixed"]] + [f"def f(x):\n    return x + {n}\n" for n in range(2, 11)]  # 1 fix in 10
+    metrics = _task(f"data.bugs={path}").evaluate([{"id": "one", "candidates": candidates}]).metrics
+    assert metrics["plausible@1"] == pytest.approx(0.1) and metrics["plausible@5"] == pytest.approx(0.5)
+    assert metrics["plausible@10"] == 1.0 and metrics["exact_fix@5"] == pytest.approx(0.5)
+    assert "plausible@5" in metrics["metric_specs"]
+
+
 @pytest.mark.parametrize("row, message", [
     ({"id": "a", "buggy": "def g():\n    pass\n", "tests": "def check(candidate):\n    pass\n", "entry_point": "f"},
      "does not define f"),

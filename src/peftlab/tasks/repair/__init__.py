@@ -30,6 +30,7 @@ STOP_STRINGS = ("\n### ", "\nif __name__", "\n\n\n\n")
 TEMPLATE = "### Buggy function:\n{buggy}\n### Fixed function:\n"
 REQUEST = "Fix the bug in this Python function. Answer with the whole fixed function.\n```python\n{buggy}```"
 SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
+REPORTED_KS = (1, 5, 10)
 
 
 def _function_ast(program: str, entry_point: str) -> str | None:
@@ -134,7 +135,9 @@ class ProgramRepair(Task):
     def _score(self, samples: list[dict], bugs: dict[str, dict], coverage: dict) -> Evaluation:
         indices = check_samples(samples, bugs, "repair")
         per_task, _ = sample_counts(samples, [1])
-        counts, ks = sample_counts(samples, [min(per_task.values())])  # @1 and @k, k = samples per bug
+        fewest = min(per_task.values())
+        # the studies report plausible@1/@5/@10: those the samples allow, and @k for k = samples per bug
+        counts, ks = sample_counts(samples, [k for k in REPORTED_KS if k <= fewest] + [fewest])
         backend = sandbox.get_backend().name
         jobs, identical, exact, compiles = [], [], [], []
         for row in samples:
