@@ -10,6 +10,8 @@ against the first solution where every scored problem has one.
 
 from __future__ import annotations
 
+import functools
+
 from peftlab.data.hub import load_source_split
 from peftlab.data.loaders import feeds
 from peftlab.errors import UserError
@@ -42,6 +44,13 @@ class Apps(ExecutedTask):
     chat_stop = ("\n```",)
 
     def load(self, split: str) -> list[dict]:
+        return list(self._test) if split == "test" else self._records(split)
+
+    @functools.cached_property
+    def _test(self) -> list[dict]:
+        return self._records("test")  # read once per task: APPS's test split is large (inputs of megabytes)
+
+    def _records(self, split: str) -> list[dict]:
         if split not in SIZE_KEYS:
             raise UserError(f"unknown split '{split}'; known: {', '.join(SIZE_KEYS)}")
         if not feeds(self.config.data, self.name):

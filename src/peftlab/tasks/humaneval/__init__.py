@@ -147,8 +147,13 @@ class HumanEval(ExecutedTask):
 
     def problems(self) -> dict[str, dict]:
         if feeds(self.config.data, self.name):
-            return {p["task_id"]: p for p in load_source_split(self.config.data, "test", {})}
+            return dict(self._loaded)
         return load_problems()
+
+    @functools.cached_property
+    def _loaded(self) -> dict[str, dict]:
+        """``data.loader``'s problems, read once per task."""
+        return {p["task_id"]: p for p in load_source_split(self.config.data, "test", {})}
 
     def test_problems(self) -> list[dict]:
         return [{"id": p["task_id"], "instruction": build_prompt(p), "reference": p["canonical_solution"]}
