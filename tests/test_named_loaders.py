@@ -210,6 +210,12 @@ def test_other_humaneval_x_languages_and_mismatched_tasks_are_one_line(tmp_path)
     with pytest.raises(UserError, match="only the Python subset is execution-scored here"):
         get_task("humaneval", load_config(None, ["task=humaneval", "data.loader=humaneval-x",
                                                  f"data.source={directory}"])).load("test")
+    broken = tmp_path / "apps"
+    broken.mkdir()
+    (broken / "test.jsonl").write_text(json.dumps({"problem_id": 7, "question": "q", "solutions": "[not json",
+                                                   "input_output": "", "starter_code": ""}) + "\n")
+    with pytest.raises(UserError, match="apps problem 7: solutions or input_output is not JSON"):
+        get_task("apps", load_config(None, ["task=apps", "data.loader=apps", f"data.source={broken}"])).load("test")
     from peftlab import api
 
     with pytest.raises(UserError, match="data.loader apps makes apps records; use it with task=apps"):

@@ -67,8 +67,11 @@ def _codealpaca_python(row: dict, index: int) -> dict | None:
 
 def _apps(row: dict, index: int) -> dict | None:
     # APPS keeps its solutions and tests as JSON strings; a few problems have neither (left out)
-    solutions = json.loads(row["solutions"]) if row["solutions"] else []
-    tests = json.loads(row["input_output"]) if row["input_output"] else {}
+    try:
+        solutions = json.loads(row["solutions"]) if row["solutions"] else []
+        tests = json.loads(row["input_output"]) if row["input_output"] else {}
+    except ValueError as error:
+        raise UserError(f"apps problem {row['problem_id']}: solutions or input_output is not JSON ({error})") from None
     if not solutions and not tests.get("inputs"):
         return None
     return {"id": f"apps-{row['problem_id']}", "instruction": row["question"], "starter_code": row["starter_code"] or "",
