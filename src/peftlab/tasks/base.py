@@ -21,6 +21,10 @@ class Evaluation:
     """Further JSONL files for the run directory, by file name (e.g. per-sample verdicts)."""
 
 
+SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
+"""Each split and the ``data`` key that truncates it."""
+
+
 class Task(ABC):
     """A task names everything that is its own: where its problems come from (and how its dataset is
     built), its prompt format and stop strings, post-processing, and the metrics it reports.
@@ -94,6 +98,17 @@ class Task(ABC):
         """Build the task's default dataset in ``directory`` if it has to be built (a study calls this once
         for all its cells); return its card, or None for a task whose problems ship with a package."""
         return None
+
+    @staticmethod
+    def check_split(split: str) -> None:
+        """Raises: UserError for a split other than train, validation and test."""
+        if split not in SIZE_KEYS:
+            raise UserError(f"unknown split '{split}'; known: {', '.join(SIZE_KEYS)}")
+
+    def sized(self, split: str, records: list[dict]) -> list[dict]:
+        """The first ``data.<split>_size`` records (all of them when it is unset)."""
+        size = getattr(self.config.data, SIZE_KEYS[split])
+        return records[:size] if size else records
 
     @abstractmethod
     def postprocess(self, completion: str) -> str:

@@ -49,8 +49,7 @@ class ExecutedTask(Task):
         if split != "test":
             raise UserError(f"{self.title} has only a test split, not '{split}' ({self.why_no_training})")
         problems = self.test_problems()
-        size = self.config.data.test_size
-        return problems[:size] if size else problems
+        return self.sized("test", problems)
 
     def prompt(self, problem: dict) -> str:
         return problem["instruction"]  # the published prompt, continued as is

@@ -17,11 +17,10 @@ from peftlab.data.loaders import feeds
 from peftlab.errors import UserError
 from peftlab.execution.scoring import ExecutionProblem, score_samples
 from peftlab.postprocess import cut_at_stop, strip_fences
-from peftlab.tasks.apps.programs import runnable, tests_module
+from peftlab.tasks.apps.programs import entry_point, runnable, tests_module
 from peftlab.tasks.codegen.prompt import INSTRUCTION_TEMPLATE, STOP_STRINGS
 from peftlab.tasks.executed import ExecutedTask
 
-SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
 REQUEST = "Solve this programming problem in Python. Reply with the code only.\n\n{instruction}"
 
 
@@ -51,8 +50,7 @@ class Apps(ExecutedTask):
         return self._records("test")  # read once per task: APPS's test split is large (inputs of megabytes)
 
     def _records(self, split: str) -> list[dict]:
-        if split not in SIZE_KEYS:
-            raise UserError(f"unknown split '{split}'; known: {', '.join(SIZE_KEYS)}")
+        self.check_split(split)
         if not feeds(self.config.data, self.name):
             raise UserError("the apps task reads data.loader=apps (the hub's codeparrot/apps, or a local copy "
                             "in its schema as data.source)")
@@ -61,15 +59,14 @@ class Apps(ExecutedTask):
         if not records:
             raise UserError(f"data.source {self.config.data.source or 'codeparrot/apps'}: split '{split}' has no "
                             f"problem with {'test cases' if split == 'test' else 'a solution'}")
-        size = getattr(self.config.data, SIZE_KEYS[split])
-        return records[:size] if size else records
+        return self.sized(split, records)
 
     def test_problems(self) -> list[dict]:
         return self.load("test")
 
     def execution_problems(self) -> dict[str, ExecutionProblem]:
-        # the program is built per answer (score): prompt and entry point are the wrapper's
-        return {p["id"]: ExecutionProblem("", runnable("", p.get("fn_name"))[1],
+        # the program is built per answer (score), so no prompt; the entry point is the wrapper's
+        return {p["id"]: ExecutionProblem("", entry_point(p.get("fn_name")),
                                           tests_module(p["inputs"], p["outputs"], p.get("fn_name")))
                 for p in self.test_problems()}
 
@@ -98,7 +95,7 @@ class Apps(ExecutedTask):
                 wrapped.append(row)  # score_samples names what is wrong with it
                 continue
             answer = postprocess(answer) if postprocess else answer
-            module, _ = runnable(answer, problems[row["task_id"]].get("fn_name"))
+            module = runnable(answer, problems[row["task_id"]].get("fn_name"))
             rest = {key: value for key, value in row.items() if key not in ("completion", "solution")}
             wrapped.append({**rest, "answer": answer, "solution": module})
         return score_samples(wrapped, self.execution_problems(), workers=self.config.execution.workers,

@@ -84,11 +84,16 @@ def _text(value) -> str:
     return "\n".join(map(str, value)) + "\n" if isinstance(value, list) else str(value)
 
 
-def runnable(answer: str, fn_name: str | None) -> tuple[str, str]:
-    """(the module that runs ``answer``, its entry point)."""
+def entry_point(fn_name: str | None) -> str:
+    """The function of the :func:`runnable` module that the harness calls with each test case."""
+    return "_apps_call" if fn_name else "_apps_run"
+
+
+def runnable(answer: str, fn_name: str | None) -> str:
+    """The module that runs ``answer``."""
     if fn_name:
-        return RUN_CALL.format(answer=answer, fn_name=fn_name), "_apps_call"
-    return RUN_STDIN.format(answer=answer), "_apps_run"
+        return RUN_CALL.format(answer=answer, fn_name=fn_name)
+    return RUN_STDIN.format(answer=answer)
 
 
 def tests_module(inputs: list, outputs: list, fn_name: str | None) -> str:

@@ -19,9 +19,7 @@ from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_tes
 from peftlab.tasks.codegen.build import build_codegen_dataset
 from peftlab.tasks.codegen.prompt import INSTRUCTION_TEMPLATE, STOP_STRINGS, format_prompt
 
-SPLITS = ("train", "validation", "test")
 REQUIRED = {"instruction": str, "reference": str}
-SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
 # The chat format's user turn. The instruction alone (docstring, then signature) does not say what is
 # wanted; the raw template implies it by its "### Response:" slot, a chat turn has to ask. "Code only" keeps
 # the answer comparable to the reference, which is the function's source.
@@ -46,8 +44,7 @@ class CodeGeneration(Task):
         Raises:
             UserError: the source, data directory or split file is missing, malformed, or empty.
         """
-        if split not in SPLITS:
-            raise UserError(f"unknown split '{split}'; known: {', '.join(SPLITS)}")
+        self.check_split(split)
         if self._from_source():
             records = load_source_split(self.config.data, split, REQUIRED)
             if not records:
@@ -78,8 +75,7 @@ class CodeGeneration(Task):
         """Ids for records without one; the configured size applied."""
         for index, record in enumerate(records):
             record.setdefault("id", f"{split}-{index:05d}")
-        size = getattr(self.config.data, SIZE_KEYS[split])
-        return records[:size] if size else records
+        return self.sized(split, records)
 
     def prompt(self, problem: dict) -> str:
         return format_prompt(problem["instruction"])

@@ -29,8 +29,6 @@ from peftlab.tasks.mined import mined_project
 log = logging.getLogger(__name__)
 
 STOP_STRINGS = ("\ndef ", "\nclass ", "\n@", "\nif __name__", "\n#")
-SPLITS = ("train", "validation", "test")
-SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
 
 
 def build_prompt(record: dict, context_chars: int) -> str:
@@ -63,11 +61,9 @@ class ProjectCodeGeneration(ExecutedTask):
                 "reference": record["body"]}
 
     def load(self, split: str) -> list[dict]:
-        if split not in SPLITS:
-            raise UserError(f"unknown split '{split}'; known: {', '.join(SPLITS)}")
+        self.check_split(split)
         problems = [self._problem(record) for record in self.project().split(split)]
-        size = getattr(self.config.data, SIZE_KEYS[split])
-        return problems[:size] if size else problems
+        return self.sized(split, problems)
 
     def test_problems(self) -> list[dict]:
         return self.load("test")

@@ -29,7 +29,6 @@ from peftlab.tasks.repair.data import function_source, humaneval_bugs, read_bugs
 STOP_STRINGS = ("\n### ", "\nif __name__", "\n\n\n\n")
 TEMPLATE = "### Buggy function:\n{buggy}\n### Fixed function:\n"
 REQUEST = "Fix the bug in this Python function. Answer with the whole fixed function.\n```python\n{buggy}```"
-SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
 REPORTED_KS = (1, 5, 10)
 
 
@@ -91,11 +90,9 @@ class ProgramRepair(Task):
         return bugs
 
     def load(self, split: str) -> list[dict]:
-        if split not in SIZE_KEYS:
-            raise UserError(f"unknown split '{split}'; known: {', '.join(SIZE_KEYS)}")
+        self.check_split(split)
         problems = [self._problem(bug) for bug in self.bugs(split)]
-        size = getattr(self.config.data, SIZE_KEYS[split])
-        return problems[:size] if size else problems
+        return self.sized(split, problems)
 
     def _problem(self, bug: dict) -> dict:
         shown = function_source(bug["buggy"], bug["entry_point"]) or bug["buggy"]

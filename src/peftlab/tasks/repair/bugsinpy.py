@@ -19,6 +19,7 @@ import re
 from collections import Counter
 
 from peftlab.data.sources import resolve_source
+from peftlab.errors import UserError
 
 SPEC = "tests4py==1.0.0"
 RESOURCES = "src/tests4py/projects/resources"
@@ -57,8 +58,6 @@ def bugsinpy_pairs(download=None) -> tuple[list[dict], dict]:
     Raises:
         UserError: the sdist cannot be fetched (offline, on a cold cache) or is not tests4py's layout.
     """
-    from peftlab.errors import UserError
-
     source = resolve_source(SPEC, download=download)
     resources = source.root / RESOURCES
     patches = sorted(resources.glob("*/bug_*/fix.patch"),

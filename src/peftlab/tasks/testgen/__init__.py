@@ -31,7 +31,6 @@ from peftlab.tasks.testgen.data import humaneval_focal, mined_pairs
 STOP_STRINGS = ("\nif __name__", "\n```", "\nclass ", "\n\n\n\n")
 REQUEST = ("Write a pytest test function with assertions for the function `{name}` below (it is in scope; "
            "do not repeat it).\n```python\n{focal}```")
-SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "test_size"}
 FAMILIES = {"test_valid": "valid", "test_pass": "passed", "line_cov": "line_coverage",
             "branch_cov": "branch_coverage", "mutation": "mutation_score"}
 
@@ -63,8 +62,7 @@ class TestGeneration(Task):
     extra_outputs = ("verdicts.jsonl",)
 
     def load(self, split: str) -> list[dict]:
-        if split not in SIZE_KEYS:
-            raise UserError(f"unknown split '{split}'; known: {', '.join(SIZE_KEYS)}")
+        self.check_split(split)
         if split == "test":
             problems = list(self._test().values())
         else:
@@ -74,8 +72,7 @@ class TestGeneration(Task):
             project = mined_project(self.config.data.project, seed=self.config.data.project_seed,
                                     workers=self.config.execution.workers)
             problems = [{**p, "instruction": p["focal"]} for p in mined_pairs(project, split, self.config.data.context_chars)]
-        size = getattr(self.config.data, SIZE_KEYS[split])
-        return problems[:size] if size else problems
+        return self.sized(split, problems)
 
     def _test(self) -> dict[str, dict]:
         if not hasattr(self, "_test_problems"):
