@@ -35,7 +35,7 @@ def workload(rounds: int) -> float:
     import peftlab  # noqa: F401, I001  (first: applies PEFTLAB_THREADS before torch starts its threads)
     import torch
 
-    from peftlab.models import load_model, load_tokenizer
+    from peftlab.models.loading import load_model, load_tokenizer
 
     model = load_model("smollm2-135m")
     tokenizer = load_tokenizer("smollm2-135m", padding_side="left")

@@ -35,8 +35,8 @@ VARIANTS = {
 
 def _prompts(args):
     from peftlab.config import load_config
-    from peftlab.models import load_tokenizer
-    from peftlab.prompt_format import resolve_prompt_format
+    from peftlab.models.loading import load_tokenizer
+    from peftlab.prompting.format import resolve_prompt_format
     from peftlab.tasks import get_task
 
     overrides = [f"model.name={args.model}", f"task={args.task}", f"model.prompt_format={args.prompt_format}"]
@@ -65,9 +65,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from peftlab.config import GenerationConfig
-    from peftlab.generate import generate_candidates
-    from peftlab.models import load_model
-    from peftlab.runs import package_versions
+    from peftlab.stages.generate import generate_candidates
+    from peftlab.models.loading import load_model
+    from peftlab.runs.directory import package_versions
 
     config, tokenizer, prompt_format, prompts = _prompts(args)
     model = load_model(config.model.name)

@@ -49,7 +49,7 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def _state_after_kill(run_dir: Path) -> dict:
-    from peftlab.checkpoints import is_complete
+    from peftlab.runs.checkpoints import is_complete
 
     checkpoints = sorted((run_dir / "checkpoints").glob("checkpoint-*")) if (run_dir / "checkpoints").is_dir() else []
     return {

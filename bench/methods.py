@@ -1,7 +1,7 @@
 """Cost of every training method on the bundled model: trainable parameters, peak memory, speed, adapter size.
 
 Each method trains in its own subprocess (so the peak RSS, ``ru_maxrss``, belongs to that method alone)
-through ``peftlab.train.train`` on the same small subset of the mined stdlib dataset, with the same
+through ``peftlab.stages.train.train`` on the same small subset of the mined stdlib dataset, with the same
 steps, batch size and sequence limit. Step times come from a Trainer callback (``on_step_begin`` to
 ``on_step_end``: forward, backward and optimiser step, without evaluation or checkpointing).
 
@@ -44,9 +44,9 @@ def child(args) -> None:
     """Train one method in this process and print its measurements as one JSON line."""
     from transformers import TrainerCallback
 
-    import peftlab.train
+    import peftlab.stages.train
     from peftlab.config import load_config
-    from peftlab.runs import RunDir
+    from peftlab.runs.directory import RunDir
 
     steps: list[dict] = []
     losses: list[float] = []
@@ -80,7 +80,7 @@ def child(args) -> None:
         "train.eval_every=1.0", f"output_dir={run_dir}", *extra,
     ])
     RunDir(run_dir).create()
-    metrics = peftlab.train.train(config, run_dir, callbacks=(StepTimer(),))
+    metrics = peftlab.stages.train.train(config, run_dir, callbacks=(StepTimer(),))
     step_seconds = [step["s"] for step in steps]
     print("RESULT " + json.dumps({
         "method": args.child,
@@ -189,7 +189,7 @@ def main() -> None:
     environment["load_average_after"] = os.getloadavg()
     environment["bench_wall_s"] = time.perf_counter() - started
 
-    from peftlab.runs import package_versions
+    from peftlab.runs.directory import package_versions
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,8 @@ RESULTS = Path(__file__).parent / "results"
 def bench(spec: str) -> dict:
     from peftlab.data.sources import resolve_source
     from peftlab.projects.functions import emptied_body
-    from peftlab.projects.scoring import run_bodies
-    from peftlab.tasks.mined import mined_project
+    from peftlab.projects.bodies import run_bodies
+    from peftlab.tasks.mined_projects import mined_project
 
     resolve_source(spec)  # download outside the timing, into the shared source cache
     shared_sources = os.environ.get("PEFTLAB_CACHE")

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from peftlab.tasks.mined import mined_project
+from peftlab.tasks.mined_projects import mined_project
 from peftlab.tasks.repair.bugsinpy import bugsinpy_pairs
 from peftlab.tasks.repair.training import build_training_bugs
 

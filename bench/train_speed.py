@@ -2,7 +2,7 @@
 
 The baseline is the way the studies' own code trains: ``transformers.Trainer`` over right-padded batches
 (``DataCollatorForSeq2Seq``), the model's own loss over the full logits. ``peftlab`` is
-``peftlab.train.train`` with the same model, the same tokenized examples (same prompt format, same
+``peftlab.stages.train.train`` with the same model, the same tokenized examples (same prompt format, same
 ``max_length`` filter), LoRA settings, batch size, steps, learning rate and seed, so every optimiser step
 sees the same examples. Each run is its own process (its ``ru_maxrss`` is its own peak); runs of the two
 variants alternate, their order flipping every repeat, so drifting machine load hits both alike.
@@ -72,7 +72,7 @@ def baseline(config, run_dir: Path, steps: list, losses: list) -> dict:
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     from peftlab.methods import get_training_method
-    from peftlab.models import load_model, load_tokenizer
+    from peftlab.models.loading import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(config.model.name, padding_side="right")
     examples = _tokenized(config)  # what peftlab train tokenizes, so both variants see the same examples
@@ -94,8 +94,8 @@ def baseline(config, run_dir: Path, steps: list, losses: list) -> dict:
 
 def child(args) -> None:
     """One run of one variant in this process; prints its measurements as one JSON line."""
-    import peftlab.train
-    from peftlab.runs import RunDir
+    import peftlab.stages.train
+    from peftlab.runs.directory import RunDir
 
     run_dir = Path(args.runs) / args.child
     config = _config(args, run_dir)
@@ -106,7 +106,7 @@ def child(args) -> None:
         train_loss, examples = outcome["train_loss"], outcome["examples"]
     else:
         RunDir(run_dir).create()
-        metrics = peftlab.train.train(config, run_dir, callbacks=(_step_timer(steps, losses),))
+        metrics = peftlab.stages.train.train(config, run_dir, callbacks=(_step_timer(steps, losses),))
         train_loss = metrics["train_loss"]
         examples = _tokenized(config)
     loss_tokens = _loss_tokens(examples)  # one epoch: every example once, in any order
@@ -122,10 +122,10 @@ def child(args) -> None:
 
 
 def _tokenized(config) -> list[dict]:
-    from peftlab.models import load_tokenizer
-    from peftlab.prompt_format import resolve_prompt_format
+    from peftlab.models.loading import load_tokenizer
+    from peftlab.prompting.format import resolve_prompt_format
     from peftlab.tasks import get_task
-    from peftlab.train import tokenize_split
+    from peftlab.stages.train import tokenize_split
 
     task = get_task(config.task, config)
     tokenizer = load_tokenizer(config.model.name, padding_side="right")
@@ -236,7 +236,7 @@ def main() -> None:
     environment["load_average_after"] = os.getloadavg()
     environment["bench_wall_s"] = time.perf_counter() - started
 
-    from peftlab.runs import package_versions
+    from peftlab.runs.directory import package_versions
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import MINI_PROJECT, run_cli_in_process
 from peftlab.data.records import read_jsonl
-from peftlab.runs import directory_lock
+from peftlab.runs.directory import directory_lock
 
 
 def _one_line_error(code, err, *fragments):

@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from conftest import run_cli_in_process
-from peftlab.bundled import BundledModel, ensure_converted, split_into_packages
+from peftlab.models.bundled import BundledModel, ensure_converted, split_into_packages
 from peftlab.errors import UserError
-from peftlab.models import BUNDLED_MODELS, float_copy, resolve_model_path
+from peftlab.models.loading import BUNDLED_MODELS, float_copy, resolve_model_path
 
 PREFIX = "peftlab-fake-chunk-part"
 
@@ -144,7 +144,7 @@ def test_killed_conversion_is_not_taken_as_complete(site, tmp_path):
         sys.path.insert(0, {str(site)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
         from pathlib import Path
         from test_bundled import PARTS, spec_for
-        from peftlab.bundled import ensure_converted
+        from peftlab.models.bundled import ensure_converted
         def convert(gguf, out_dir):
             (out_dir / "config.json").write_text("{{}}")
             os.kill(os.getpid(), signal.SIGKILL)

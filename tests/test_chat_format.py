@@ -16,7 +16,7 @@ from peftlab.data.examples import IGNORE_INDEX, tokenize_example
 from peftlab.data.records import read_jsonl
 from peftlab.errors import UserError
 from peftlab.methods import get_method
-from peftlab.prompt_format import resolve_prompt_format
+from peftlab.prompting.format import resolve_prompt_format
 from peftlab.prompting import build_prompts
 from peftlab.tasks import get_task
 from peftlab.tasks.codegen.prompt import (
@@ -89,7 +89,7 @@ def test_loss_covers_exactly_the_assistant_turn(chat_model_dir, tiny_data_dir):
 
 
 def test_training_with_the_chat_format_records_it(chat_model_dir, tiny_data_dir, tmp_path):
-    from peftlab.train import train
+    from peftlab.stages.train import train
 
     config = _config(chat_model_dir, tiny_data_dir, f"output_dir={tmp_path}", "train.max_steps=2",
                      "train.batch_size=4")
@@ -127,7 +127,7 @@ def test_icl_demonstrations_are_prior_turns(chat_model_dir, tiny_data_dir):
 
 @pytest.mark.parametrize("method", ["lora", "zero-shot"])
 def test_generation_renders_the_training_prompt(method, chat_model_dir, tiny_data_dir):
-    from peftlab.pipeline import _prompts
+    from peftlab.stages.pipeline import _prompts
 
     task, tokenizer, chat = _format(chat_model_dir, tiny_data_dir, f"method.name={method}")
     problems = task.load("test")
@@ -272,8 +272,8 @@ def test_bundled_qwen_answers_humaneval_in_its_chat_template(capsys):
 
     from peftlab.cache import cache_dir
     from peftlab.config import GenerationConfig
-    from peftlab.generate import generate_candidates
-    from peftlab.models import BUNDLED_MODELS, load_model, load_tokenizer
+    from peftlab.stages.generate import generate_candidates
+    from peftlab.models.loading import BUNDLED_MODELS, load_model, load_tokenizer
 
     name = "qwen2.5-coder-0.5b"
     if not (cache_dir() / "models" / BUNDLED_MODELS[name].cache_key(name) / "config.json").is_file():

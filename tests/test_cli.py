@@ -8,7 +8,7 @@ import pytest
 
 from peftlab.config import load_config
 from peftlab.errors import UserError
-from peftlab.models import resolve_model_path
+from peftlab.models.loading import resolve_model_path
 
 
 def run_cli(*args, cwd=None):

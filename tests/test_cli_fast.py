@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from peftlab.methods import METHODS, TRAINING_METHODS
-from peftlab.study import expand, load_study
+from peftlab.study.spec import expand, load_study
 from peftlab.tasks import TASKS
 
 WIDE = {**os.environ, "COLUMNS": "300"}  # help and tables unfolded

@@ -15,7 +15,7 @@ from peftlab.data.contamination import (
     normalise,
     similarity,
 )
-from peftlab.data.mine import MiningOptions, mine
+from peftlab.data.documented_functions import MiningOptions, mine
 from peftlab.tasks import benchmarks
 from peftlab.tasks.benchmarks import benchmark_references
 from peftlab.tasks.humaneval import load_problems

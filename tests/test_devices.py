@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from peftlab.config import load_config
-from peftlab.devices import resolve_placement
+from peftlab.models.devices import resolve_placement
 from peftlab.errors import UserError
-from peftlab.pipeline import load_for_generation
-from peftlab.train import train
+from peftlab.stages.pipeline import load_for_generation
+from peftlab.stages.train import train
 
 
 def _placement(*overrides):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from peftlab.distributed import World, world
+from peftlab.stages.distributed import World, world
 
 
 def test_world_comes_from_the_launcher_environment(monkeypatch):

@@ -98,7 +98,7 @@ def test_qwen_coder_05b_loads_re_tied_and_writes_code():
     then loaded in seconds with the re-tied head, and its greedy continuation of HumanEval/0 is code."""
     import torch
 
-    from peftlab.models import load_model, load_tokenizer
+    from peftlab.models.loading import load_model, load_tokenizer
     from peftlab.tasks.humaneval import load_problems
 
     model = load_model("qwen2.5-coder-0.5b")

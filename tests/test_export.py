@@ -11,10 +11,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from peftlab.config import GenerationConfig, load_config
-from peftlab.export import EXPORT_INFO
-from peftlab.generate import generation_kwargs
-from peftlab.models import load_model, load_tokenizer
-from peftlab.pipeline import load_for_generation
+from peftlab.stages.export import EXPORT_INFO
+from peftlab.stages.generate import generation_kwargs
+from peftlab.models.loading import load_model, load_tokenizer
+from peftlab.stages.pipeline import load_for_generation
 from peftlab.tasks import get_task
 
 from conftest import run_cli_in_process as run_cli

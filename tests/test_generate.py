@@ -3,7 +3,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from peftlab.config import GenerationConfig
 from peftlab.errors import UserError
-from peftlab.generate import generate_candidates
+from peftlab.stages.generate import generate_candidates
 
 PROMPTS = ["### Instruction:\nAdd\n### Response:\n", "### Instruction:\nReverse a list of words\n### Response:\n", "x"]
 

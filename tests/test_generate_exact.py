@@ -5,7 +5,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from peftlab.config import GenerationConfig, load_config
-from peftlab.generate import generate_candidates
+from peftlab.stages.generate import generate_candidates
 from peftlab.tasks import get_task
 
 SETTINGS = {

@@ -7,9 +7,9 @@ import json
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from peftlab import pipeline
+from peftlab.stages import pipeline
 from peftlab.config import GenerationConfig, load_config
-from peftlab.generate import RESUME_FILE, ResumeFile, generate_candidates
+from peftlab.stages.generate import RESUME_FILE, ResumeFile, generate_candidates
 from peftlab.tasks import get_task
 
 SETTINGS = {

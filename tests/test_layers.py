@@ -9,14 +9,13 @@ SOURCE = Path(__file__).parents[1] / "src" / "peftlab"
 
 LAYERS = (
     ("errors", "config", "cache"),
-    ("data", "execution", "metrics", "postprocess", "runs", "checkpoints"),
+    ("data", "execution", "metrics", "runs"),
     ("projects",),
     ("tasks",),
-    ("prompting", "prompt_format", "bundled", "models", "devices", "distributed"),
+    ("prompting", "models", "interop"),
     ("methods",),
-    ("train", "generate"),
-    ("pipeline", "preview", "export"),
-    ("study", "study_runner", "study_main", "report"),
+    ("stages",),
+    ("study", "report"),
     ("cli", "api", "__init__"),
 )
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}

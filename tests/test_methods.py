@@ -15,12 +15,12 @@ import torch
 from conftest import run_cli_in_process as run_cli
 from transformers import AutoConfig
 
-import peftlab.train
+import peftlab.stages.train
 from peftlab.config import GenerationConfig, load_config
-from peftlab.generate import generation_kwargs
+from peftlab.stages.generate import generation_kwargs
 from peftlab.methods import TRAINING_METHODS, get_method
-from peftlab.models import load_model, load_tokenizer
-from peftlab.pipeline import load_for_generation
+from peftlab.models.loading import load_model, load_tokenizer
+from peftlab.stages.pipeline import load_for_generation
 from peftlab.tasks import get_task
 
 # Learning rates for the tiny random model (the real defaults are tuned for pretrained models and barely
@@ -113,7 +113,7 @@ def reference_beam_search(model, input_ids: list[int], steps: int, beams: int, b
 
 @pytest.fixture
 def capture_trainer(monkeypatch):
-    """Record the Trainer that ``peftlab.train`` builds, and its loss on the training set before the first
+    """Record the Trainer that ``peftlab.stages.train`` builds, and its loss on the training set before the first
     step and after the last (deterministic: the same examples, no dropout)."""
     captured: dict = {}
 
@@ -132,8 +132,8 @@ def capture_trainer(monkeypatch):
         return RecordingTrainer
 
     # Packed (LoRA, IA3, full, QLoRA) and padded (prompt and prefix tuning) training use different classes.
-    monkeypatch.setattr(peftlab.train, "Trainer", recording(peftlab.train.Trainer))
-    monkeypatch.setattr(peftlab.train, "PackedTrainer", recording(peftlab.train.PackedTrainer))
+    monkeypatch.setattr(peftlab.stages.train, "Trainer", recording(peftlab.stages.train.Trainer))
+    monkeypatch.setattr(peftlab.stages.train, "PackedTrainer", recording(peftlab.stages.train.PackedTrainer))
     return captured
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from peftlab.tasks.codegen.build import build_codegen_dataset
-from peftlab.data.mine import MiningOptions, default_source_files, mine
+from peftlab.data.documented_functions import MiningOptions, default_source_files, mine
 from peftlab.errors import UserError
 
 from conftest import MINI_PROJECT

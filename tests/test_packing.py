@@ -7,7 +7,7 @@ import torch
 from peftlab.config import load_config
 from peftlab.data.examples import IGNORE_INDEX, CompletionCollator
 from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
-from peftlab.train import train
+from peftlab.stages.train import train
 from tests.conftest import build_tiny_llama
 
 VOCAB = 97

@@ -1,4 +1,4 @@
-from peftlab.postprocess import extract_code
+from peftlab.tasks.postprocess import extract_code
 
 STOPS = ["\n### Instruction", "\n\n\n"]
 

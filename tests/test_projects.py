@@ -12,8 +12,8 @@ import pytest
 
 from peftlab.errors import UserError
 from peftlab.projects.functions import body_of_solution, called_names, emptied_body, functions_of, trim_body
-from peftlab.projects.mine import mine_project
-from peftlab.projects.scoring import run_bodies
+from peftlab.projects.tested_functions import mine_project
+from peftlab.projects.bodies import run_bodies
 
 PROJECT = Path(__file__).parent / "fixtures" / "tested_project"
 ARITH, TEXT, GEOMETRY = "tests/test_arith.py", "tests/test_text.py", "tests/test_geometry.py"

@@ -123,7 +123,7 @@ def test_bad_bug_files_are_one_line(row, message, tmp_path):
 
 
 def test_training_bugs_are_execution_validated_with_a_card(cache):
-    from peftlab.tasks.mined import mined_project
+    from peftlab.tasks.mined_projects import mined_project
 
     project = mined_project(str(PROJECT))
     bugs, card = build_training_bugs(project, per_function=3)
@@ -135,7 +135,7 @@ def test_training_bugs_are_execution_validated_with_a_card(cache):
     # every kept bug really fails its function's tests; the injected ones that pass are out
     by_id = {r["id"]: r for r in project.records}
     from peftlab.projects.functions import body_of_solution
-    from peftlab.projects.scoring import run_bodies
+    from peftlab.projects.bodies import run_bodies
 
     verdicts = run_bodies(project.tree, [(by_id[b["id"].rsplit("/", 1)[0]], body_of_solution(
         by_id[b["id"].rsplit("/", 1)[0]], b["buggy"])) for b in bugs])

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from conftest import run_cli_in_process
-from peftlab.checkpoints import MARKER, atomic_directory
+from peftlab.runs.checkpoints import MARKER, atomic_directory
 from peftlab.config import load_config
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods.lora import LoRA
-from peftlab.pipeline import run_command, run_stages
-from peftlab.runs import RunDir
-from peftlab.train import StopOnRequest, train
+from peftlab.stages.pipeline import run_command, run_stages
+from peftlab.runs.directory import RunDir
+from peftlab.stages.train import StopOnRequest, train
 
 
 def _config(tiny_model_dir, tiny_data_dir, run_dir, *extra):

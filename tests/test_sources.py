@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from peftlab.data import sources
-from peftlab.data.mine import MiningOptions, mine
+from peftlab.data.documented_functions import MiningOptions, mine
 from peftlab.data.sources import pip_download, read_license, resolve_source
 from peftlab.errors import UserError
 

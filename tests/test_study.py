@@ -15,7 +15,7 @@ import yaml
 
 from peftlab.errors import UserError
 from peftlab.report import build_report
-from peftlab.study import StudySpec, config_hash, expand, load_study
+from peftlab.study.spec import StudySpec, config_hash, expand, load_study
 
 
 def write_study(path: Path, **tree) -> Path:

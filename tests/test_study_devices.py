@@ -8,9 +8,9 @@ import pytest
 from rich.console import Console
 
 from peftlab.errors import UserError
-from peftlab.study import StudySpec, expand
-from peftlab.study_main import parse_devices
-from peftlab.study_runner import run_study
+from peftlab.study.spec import StudySpec, expand
+from peftlab.study.command import parse_devices
+from peftlab.study.runner import run_study
 
 
 def test_parse_devices():

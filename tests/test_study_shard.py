@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from peftlab.errors import UserError
-from peftlab.study import expand, load_study, shard_cells
-from peftlab.study_main import load_cells, parse_shard
+from peftlab.study.spec import expand, load_study, shard_cells
+from peftlab.study.command import load_cells, parse_shard
 
 
 def test_parse_shard():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from peftlab.study import expand, load_study
+from peftlab.study.spec import expand, load_study
 
 PROJECT = Path(__file__).parent / "fixtures" / "tested_project"
 

@@ -9,9 +9,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from peftlab.config import load_config
 from peftlab.errors import TrainingInterrupted, UserError
-from peftlab.generate import generate_candidates
-from peftlab.pipeline import load_for_generation
-from peftlab.train import StopOnRequest, train
+from peftlab.stages.generate import generate_candidates
+from peftlab.stages.pipeline import load_for_generation
+from peftlab.stages.train import StopOnRequest, train
 
 
 def _adapter_state(run_dir):

@@ -8,7 +8,7 @@ from conftest import run_cli_in_process
 
 from peftlab.config import load_config
 from peftlab.data.records import read_jsonl
-from peftlab.study import StudySpec, expand
+from peftlab.study.spec import StudySpec, expand
 from peftlab.tasks import get_task, get_training_task
 
 TRAIN = ["train.batch_size=4", "train.max_steps=2", "generation.max_new_tokens=6", "generation.stop=[]"]
@@ -21,8 +21,8 @@ def _run(monkeypatch, capsys, *args):
 
 
 def test_icl_on_humaneval_takes_its_shots_from_the_training_task(tiny_model_dir, tiny_data_dir):
-    from peftlab.pipeline import _prompts
-    from peftlab.prompt_format import resolve_prompt_format
+    from peftlab.stages.pipeline import _prompts
+    from peftlab.prompting.format import resolve_prompt_format
     from transformers import AutoTokenizer
 
     config = load_config(None, [f"model.name={tiny_model_dir}", f"data.dir={tiny_data_dir}", "task=humaneval",

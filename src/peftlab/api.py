@@ -66,7 +66,7 @@ def config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...
 def run(config: Config, announce=None) -> dict:
     """``peftlab run``: every stage the method needs, finished ones skipped; the run's metrics.
     ``announce`` (e.g. ``print``) is called with ``"<method>: <stage>"`` as each stage starts."""
-    from peftlab.pipeline import run_stages
+    from peftlab.stages.pipeline import run_stages
 
     return run_stages(check(config), announce=announce)
 
@@ -76,7 +76,7 @@ def stage(config: Config, name: str, predictions: str | Path | None = None, part
     and ``partial`` are evaluate's options (a samples file in any form it reads)."""
     if name not in STAGES:
         raise UserError(f"unknown stage '{name}'; known: {', '.join(STAGES)}")
-    from peftlab.pipeline import run_command
+    from peftlab.stages.pipeline import run_command
 
     check(config, "training" if name == "train" else "any")
     options = {"predictions": Path(predictions) if predictions else None, "partial": partial} if name == "evaluate" else {}
@@ -88,9 +88,9 @@ def study(path: str | Path | None = None, preset: str = "default", output_dir: s
     """``peftlab study``: run the matrix (progress on the console), then return one dict per cell:
     ``labels``, ``status``, ``dir`` and ``metrics`` (empty for a cell that did not finish). ``devices`` is
     ``--devices`` (``"auto"`` or ``"0,1"``)."""
-    from peftlab.runs import read_metrics
-    from peftlab.study_main import load_cells, parse_devices, run_study_command
-    from peftlab.study_runner import cell_state
+    from peftlab.runs.directory import read_metrics
+    from peftlab.study.command import load_cells, parse_devices, run_study_command
+    from peftlab.study.runner import cell_state
 
     study_file = Path(path) if path is not None else None
     run_study_command(study_file, preset, output_dir, retry_failed, report, parse_devices(devices))

@@ -16,7 +16,7 @@ from peftlab.config import Config
 from peftlab.errors import TrainingInterrupted, UserError
 
 # The registries are cheap to import (no torch, no transformers): the help texts list their names, and a
-# config is checked against them before any command imports ``peftlab.pipeline``, which loads torch.
+# config is checked against them before any command imports ``peftlab.stages.pipeline``, which loads torch.
 from peftlab.methods import METHODS, TRAINING_METHODS
 from peftlab.tasks import TASKS
 
@@ -60,7 +60,7 @@ def train(
 ):
     """Fine-tune the model with the configured method; resumes from the last complete checkpoint if interrupted."""
     config = _config(config_file, overrides, check_method="training", model=model, method=method, output_dir=output_dir)
-    from peftlab.pipeline import run_command
+    from peftlab.stages.pipeline import run_command
 
     metrics = run_command(config, "train")
     if not metrics:  # a data-parallel helper process: the main one reports
@@ -80,7 +80,7 @@ def generate(
     """Generate k candidates per test problem into predictions.jsonl; an interrupted run resumes at the first
     unfinished batch."""
     config = _config(config_file, overrides, model=model, method=method, task=task, output_dir=output_dir)
-    from peftlab.pipeline import run_command
+    from peftlab.stages.pipeline import run_command
 
     run_command(config, "generate")
     typer.echo(f"predictions written to {Path(config.output_dir) / 'predictions.jsonl'}")
@@ -99,7 +99,7 @@ def evaluate(
 ):
     """Score predictions against the task's test set into metrics.json (ids must match the test set)."""
     config = _config(config_file, overrides, check_method=None, task=task, output_dir=output_dir)
-    from peftlab.pipeline import run_command
+    from peftlab.stages.pipeline import run_command
 
     metrics = run_command(config, "evaluate", predictions=predictions, partial=partial)
     for key, value in metrics.items():
@@ -128,7 +128,7 @@ def export(
     """Export a trained run as a standalone model directory plus tokenizer: `peftlab export --merge -o OUT RUN_DIR`.
 
     See docs/methods.md ("Export")."""
-    from peftlab.export import export_run
+    from peftlab.stages.export import export_run
 
     info = export_run(run_dir, output_dir, merge, dequantized)
     typer.echo(f"exported {info['method']} ({info['format']}, {info['size_mb']} MB) to {output_dir}")
@@ -144,7 +144,7 @@ def export_samples_command(
 ):
     """Write an execution-scored run's candidates as whole programs for EvalPlus or bigcode-evaluation-harness;
     `peftlab evaluate --predictions FILE` reads both back."""
-    from peftlab.tasks.samples import export_samples
+    from peftlab.interop.samples import export_samples
 
     count = export_samples(run_dir, fmt, out)
     typer.echo(f"wrote {count} samples ({fmt}) to {out}")
@@ -172,7 +172,7 @@ def mine_codegen(
     loaded = None
     if tokenizer:
         def loaded():  # after the sources resolve: a missing one must not wait for a model conversion
-            from peftlab.models import load_tokenizer
+            from peftlab.models.loading import load_tokenizer
 
             return load_tokenizer(tokenizer)
     card = build_from_specs(out, list(source or []), seed, tokenizer=loaded, tokenizer_name=tokenizer or None,
@@ -195,12 +195,12 @@ def mine_project_command(
 ):
     """Run a project's tests once under coverage and record every function with the tests that exercise it
     (cached by source hash; `task=project-codegen data.project=PROJECT` uses it)."""
-    from peftlab.tasks.mined import mined_project
+    from peftlab.tasks.mined_projects import mined_project
 
     loaded = None
     if tokenizer:
         def loaded():  # called only if the project must be mined, once its source resolved
-            from peftlab.models import load_tokenizer
+            from peftlab.models.loading import load_tokenizer
 
             return load_tokenizer(tokenizer)
     mined = mined_project(project, seed=seed, tokenizer=loaded, tokenizer_name=tokenizer, workers=workers,
@@ -221,7 +221,7 @@ def preview(
 ):
     """Show how training records are tokenized: prompt tokens (no loss) dimmed, loss-bearing tokens bold."""
     config = _config(config_file, overrides, check_method=None)
-    from peftlab.preview import show_preview
+    from peftlab.stages.preview import show_preview
 
     show_preview(config, count)
 
@@ -237,7 +237,7 @@ def run(
 ):
     """Train (for a training method), generate and evaluate in one go; finished stages are skipped."""
     config = _config(config_file, overrides, model=model, method=method, task=task, output_dir=output_dir)
-    from peftlab.pipeline import run_stages
+    from peftlab.stages.pipeline import run_stages
 
     metrics = run_stages(config, announce=lambda stage: typer.echo(f"== {stage}"))
     if metrics:  # empty in a data-parallel helper process: the main one reports
@@ -265,14 +265,14 @@ def study(
     ),
 ):
     """Run a study matrix (models x tasks x seeds x methods, plus sweeps); re-running skips finished cells."""
-    from peftlab.study_main import parse_shard
+    from peftlab.study.command import parse_shard
 
     part = parse_shard(shard)
     if dry_run:
-        from peftlab.study_main import dry_run_study
+        from peftlab.study.command import dry_run_study
 
         raise typer.Exit(dry_run_study(study_file, preset, output_dir, retry_failed, shard=part))
-    from peftlab.study_main import parse_devices, run_study_command
+    from peftlab.study.command import parse_devices, run_study_command
 
     code = run_study_command(study_file, preset, output_dir, retry_failed, report, parse_devices(devices), part)
     raise typer.Exit(code)

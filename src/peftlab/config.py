@@ -69,7 +69,7 @@ class DataConfig(_Section):
     project: str | None = None
     """The mined project of the ``project-codegen`` task: a directory with a test suite, or a pinned source
     distribution (``algorithms==1.0.1``), as ``peftlab data mine`` takes it; mined on first use and cached
-    by source hash (:mod:`peftlab.projects.mine`)."""
+    by source hash (:mod:`peftlab.projects.tested_functions`)."""
     project_seed: int = 0
     """Seed of the mined project's split by module."""
     context_chars: int = Field(1024, ge=0)

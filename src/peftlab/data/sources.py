@@ -3,7 +3,7 @@
 Specs::
 
     stdlib              the running interpreter's standard library (mine() with source=None mines the
-                        curated module list of peftlab.data.mine.DEFAULT_STDLIB_MODULES)
+                        curated module list of peftlab.data.documented_functions.DEFAULT_STDLIB_MODULES)
     NAME==VERSION       a pinned PyPI *source distribution*, fetched with
                         ``python -m pip download --no-deps --no-binary :all: NAME==VERSION`` and unpacked
                         into the cache; an unpinned NAME is refused (the data must be reproducible)
@@ -71,7 +71,7 @@ class ResolvedSource:
 
     @property
     def mine_source(self) -> Path | None:
-        """What to pass to ``peftlab.data.mine.mine``: None selects its curated stdlib module list."""
+        """What to pass to ``peftlab.data.documented_functions.mine``: None selects its curated stdlib module list."""
         return None if self.kind == "stdlib" else self.root
 
     def card(self) -> dict:
@@ -99,7 +99,7 @@ def resolve_source(spec: str, cache_root: Path | None = None,
     """
     text = str(spec).strip()
     if text == "stdlib":
-        from peftlab.data.mine import stdlib_root
+        from peftlab.data.documented_functions import stdlib_root
 
         return ResolvedSource(spec="stdlib", kind="stdlib", root=stdlib_root(), license="PSF-2.0",
                               license_classifiers=("License :: OSI Approved :: Python Software Foundation License",))

@@ -108,7 +108,7 @@ def summarize(samples: list[dict], indices: list[int], verdicts: list[dict], ks:
               backend: str) -> tuple[dict, list[dict]]:
     """(metrics, verdict rows) from one verdict ``{status, reason, tests_passed, tests_total}`` per sample
     (``status`` one of :data:`harness.STATUSES`), whatever ran them: the HumanEval-style harness here, a
-    mined project's tests in :mod:`peftlab.projects.scoring`."""
+    mined project's tests in :mod:`peftlab.projects.bodies`."""
     counts, ks = sample_counts(samples, ks)
     out = []
     for row, index, verdict in zip(samples, indices, verdicts, strict=True):

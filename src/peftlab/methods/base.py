@@ -80,7 +80,7 @@ class PromptingBaseline(Method):
 
         ``prompt_budget()`` returns the most tokens a prompt may take (the model's context minus
         ``generation.max_new_tokens``), or None when unknown; it is only called when needed.
-        ``prompt_format`` (``peftlab.prompt_format``) renders problems and demonstrations (raw text or the
+        ``prompt_format`` (``peftlab.prompting.format``) renders problems and demonstrations (raw text or the
         model's chat template); None renders the task's raw prompts. ``shot_task`` (default ``task``) is
         the task whose training split demonstrations come from (``data.train_task``).
         """

@@ -14,7 +14,7 @@ class ZeroShot(PromptingBaseline):
     source = "the task's own prompt, no demonstrations"
 
     def prompts(self, task, problems, tokenizer, prompt_budget, seed, prompt_format=None, shot_task=None):
-        """``prompt_format`` (:mod:`peftlab.prompt_format`) renders the prompts; None: the raw prompt."""
+        """``prompt_format`` (:mod:`peftlab.prompting.format`) renders the prompts; None: the raw prompt."""
         render = prompt_format.render if prompt_format is not None else task.prompt
         return [render(problem) for problem in problems], None
 

@@ -33,7 +33,7 @@ class PromptTuning(AdaptationMethod):
 
         kwargs = {"prompt_tuning_init": PromptTuningInit.RANDOM}
         if self.config.prompt_init == "text":
-            from peftlab.models import resolve_model_path
+            from peftlab.models.loading import resolve_model_path
 
             if not getattr(model, "name_or_path", ""):
                 raise UserError("method.prompt_init=text needs a model loaded from a directory with its tokenizer")

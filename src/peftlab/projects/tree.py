@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from peftlab.data.mine import is_test_file
+from peftlab.data.documented_functions import is_test_file
 from peftlab.errors import UserError
 
 SKIPPED_DIRECTORIES = {".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", ".eggs", "node_modules",

@@ -43,7 +43,7 @@ Methods:
 
 Prompt layout: demonstrations, then the test prompt. Each demonstration is ``format_demo(example)``.
 ``assemble(shots, problem)`` replaces that layout (the chat format renders the shots as prior turns,
-:mod:`peftlab.prompt_format`); ``format_demo`` then only estimates a shot's token cost for the budget.
+:mod:`peftlab.prompting.format`); ``format_demo`` then only estimates a shot's token cost for the budget.
 Shots are *ranked*, rank 1 being the shot placed nearest the test prompt: for RAG the most similar
 example (so the prompt reads from least to most similar), for ICL the first one drawn.
 ``stats["retrieved_ids"]`` lists the shots used in rank order.

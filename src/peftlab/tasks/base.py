@@ -50,7 +50,7 @@ class Task(ABC):
     """The text of the raw prompt format, recorded by hash with the run (``prompt_template_sha256``);
     None for a task that does not declare one."""
     chat: bool = False
-    """Whether prompts are chat conversations. Set by :mod:`peftlab.prompt_format` once the tokenizer has
+    """Whether prompts are chat conversations. Set by :mod:`peftlab.prompting.format` once the tokenizer has
     resolved ``model.prompt_format``; :attr:`stop` (and so post-processing) follows it."""
 
     def __init__(self, config: Config):

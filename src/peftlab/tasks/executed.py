@@ -15,14 +15,14 @@ from peftlab.errors import UserError
 from peftlab.execution.scoring import ExecutionProblem, check_samples, per_item_scores, score_samples
 from peftlab.metrics import match_scores
 from peftlab.metrics.specs import describe
-from peftlab.postprocess import continuation
+from peftlab.tasks.postprocess import continuation
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
 
 
 class ExecutedTask(Task):
     """``evaluate`` accepts the rows ``peftlab generate`` writes (``{id, candidates}``) or external rows
     ``{task_id, completion, ...}`` or EvalPlus's ``{task_id, solution, ...}`` (one per sample, extra keys
-    carried through; bigcode generation files are turned into solution rows by :mod:`peftlab.tasks.samples`). It writes per-sample
+    carried through; bigcode generation files are turned into solution rows by :mod:`peftlab.interop.samples`). It writes per-sample
     verdicts in input order to ``verdicts.jsonl`` and reports pass@1, pass@k (k = samples per task) and
     tests passed; for generated rows, where the dataset has reference solutions, also EM and CodeBLEU."""
 

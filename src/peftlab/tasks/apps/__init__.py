@@ -16,7 +16,7 @@ from peftlab.data.hub import load_source_split
 from peftlab.data.loaders import feeds
 from peftlab.errors import UserError
 from peftlab.execution.scoring import ExecutionProblem, score_samples
-from peftlab.postprocess import cut_at_stop, strip_fences
+from peftlab.tasks.postprocess import cut_at_stop, strip_fences
 from peftlab.tasks.apps.programs import entry_point, runnable, tests_module
 from peftlab.tasks.codegen.prompt import INSTRUCTION_TEMPLATE, STOP_STRINGS
 from peftlab.tasks.executed import ExecutedTask

@@ -14,7 +14,7 @@ from peftlab.data.records import read_jsonl
 from peftlab.errors import UserError
 from peftlab.metrics import match_scores
 from peftlab.metrics.specs import describe
-from peftlab.postprocess import extract_code
+from peftlab.tasks.postprocess import extract_code
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
 from peftlab.tasks.codegen.build import build_codegen_dataset
 from peftlab.tasks.codegen.prompt import INSTRUCTION_TEMPLATE, STOP_STRINGS, format_prompt

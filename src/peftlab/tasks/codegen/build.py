@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from peftlab.data.contamination import ContaminationIndex, drop_contaminated
-from peftlab.data.mine import MiningOptions, mine
+from peftlab.data.documented_functions import MiningOptions, mine
 from peftlab.data.records import write_json, write_jsonl
 from peftlab.data.sources import resolve_source
 from peftlab.tasks.benchmarks import benchmark_references
@@ -48,7 +48,7 @@ def build_codegen_dataset(out: Path, source: Path | None | list = None, seed: in
     archive hash, licence) goes into the card as ``provenance``.
 
     Raises:
-        UserError: see :func:`peftlab.data.mine.mine`.
+        UserError: see :func:`peftlab.data.documented_functions.mine`.
     """
     splits, card = mine(source, replace(MiningOptions(), seed=seed), exclude_tests=exclude_tests,
                         filter_records=contamination_filter if check_contamination else None)

@@ -37,7 +37,7 @@ from peftlab.data.hub import load_source_split
 from peftlab.data.loaders import feeds
 from peftlab.errors import UserError
 from peftlab.execution.scoring import ExecutionProblem, score_samples
-from peftlab.postprocess import continuation
+from peftlab.tasks.postprocess import continuation
 from peftlab.tasks.executed import ExecutedTask
 
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")

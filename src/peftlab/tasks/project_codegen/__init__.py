@@ -1,10 +1,10 @@
 """Code generation on a mined project (``task=project-codegen data.project=SPEC``), execution-scored.
 
-The problems are the project's mined functions (:mod:`peftlab.projects.mine`), split by module. The prompt
+The problems are the project's mined functions (:mod:`peftlab.projects.tested_functions`), split by module. The prompt
 is the module context the function uses (within ``data.context_chars``), its class header for a method, and
 the function's own header (decorators, signature, docstring) verbatim; the model continues with the body.
 A candidate body replaces the original in a copy of its module inside the sandbox, and the function's own
-tests run there (:mod:`peftlab.projects.scoring`): pass@k and tests passed, beside EM and CodeBLEU against
+tests run there (:mod:`peftlab.projects.bodies`): pass@k and tests passed, beside EM and CodeBLEU against
 the original body. Since the original body is gone from that copy, a candidate that imports or calls the
 function only calls itself.
 
@@ -21,10 +21,10 @@ from peftlab.errors import UserError
 from peftlab.execution import sandbox
 from peftlab.execution.scoring import check_samples, sample_counts, summarize
 from peftlab.projects.functions import body_of_solution, prompt_context, trim_body
-from peftlab.projects.mine import MinedProject
-from peftlab.projects.scoring import run_bodies
+from peftlab.projects.tested_functions import MinedProject
+from peftlab.projects.bodies import run_bodies
 from peftlab.tasks.executed import ExecutedTask
-from peftlab.tasks.mined import mined_project
+from peftlab.tasks.mined_projects import mined_project
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from peftlab.errors import UserError
 from peftlab.execution import harness, passk, sandbox
 from peftlab.execution.scoring import check_samples, sample_counts, summarize
 from peftlab.metrics.specs import describe
-from peftlab.postprocess import cut_at_stop, strip_fences
+from peftlab.tasks.postprocess import cut_at_stop, strip_fences
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
 from peftlab.tasks.repair.data import function_source, humaneval_bugs, read_bugs, top_level_function
 

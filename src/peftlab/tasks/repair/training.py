@@ -1,5 +1,5 @@
 """The repair task's training data: single-site bugs injected into a mined project's functions, kept only
-when the function's own tests then fail (run in the sandbox, :mod:`peftlab.projects.scoring`).
+when the function's own tests then fail (run in the sandbox, :mod:`peftlab.projects.bodies`).
 
 ::
 
@@ -23,9 +23,9 @@ import time
 from peftlab.data.mutants import mutants
 from peftlab.data.records import read_jsonl, write_json, write_jsonl
 from peftlab.projects.functions import body_of_solution
-from peftlab.projects.mine import MinedProject
-from peftlab.projects.scoring import run_bodies
-from peftlab.tasks.mined import mined_project
+from peftlab.projects.tested_functions import MinedProject
+from peftlab.projects.bodies import run_bodies
+from peftlab.tasks.mined_projects import mined_project
 
 BUGS_VERSION = 1
 

@@ -23,9 +23,9 @@ from peftlab.errors import UserError
 from peftlab.execution.testgen import FocalProblem, score_tests
 from peftlab.metrics import match_scores
 from peftlab.metrics.specs import describe
-from peftlab.postprocess import cut_at_stop, strip_fences
+from peftlab.tasks.postprocess import cut_at_stop, strip_fences
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
-from peftlab.tasks.mined import mined_project
+from peftlab.tasks.mined_projects import mined_project
 from peftlab.tasks.testgen.data import humaneval_focal, mined_pairs
 
 STOP_STRINGS = ("\nif __name__", "\n```", "\nclass ", "\n\n\n\n")

@@ -22,7 +22,7 @@ from pathlib import Path
 from peftlab.data.mutants import mutants
 from peftlab.execution import harness
 from peftlab.projects.functions import prompt_context
-from peftlab.projects.mine import MinedProject
+from peftlab.projects.tested_functions import MinedProject
 from peftlab.tasks import humaneval
 
 MUTANTS_PER_FUNCTION = 20

@@ -37,7 +37,7 @@ import json
 
 from peftlab.data.examples import tokenize_example
 from peftlab.errors import UserError
-from peftlab.postprocess import cut_at_stop
+from peftlab.tasks.postprocess import cut_at_stop
 
 PROMPT_FORMATS = ("raw", "chat", "auto")
 

@@ -28,8 +28,8 @@ import torch
 from peftlab.config import load_config
 from peftlab.errors import UserError
 from peftlab.methods import get_training_method
-from peftlab.models import load_model, load_tokenizer
-from peftlab.runs import RunDir
+from peftlab.models.loading import load_model, load_tokenizer
+from peftlab.runs.directory import RunDir
 
 EXPORT_INFO = "peftlab_export.json"
 

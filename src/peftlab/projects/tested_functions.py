@@ -34,13 +34,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from peftlab.data.mine import MiningOptions, split_by_file
+from peftlab.data.documented_functions import MiningOptions, split_by_file
 from peftlab.data.records import read_jsonl, write_json, write_jsonl
 from peftlab.data.sources import ResolvedSource, resolve_source
 from peftlab.errors import UserError
 from peftlab.projects.execute import JobResult, TestJob, run_jobs
 from peftlab.projects.functions import called_names, emptied_body, functions_of, is_direct
-from peftlab.projects.scoring import run_bodies
+from peftlab.projects.bodies import run_bodies
 from peftlab.projects.tree import ProjectTree, read_tree
 
 MINER_VERSION = 2

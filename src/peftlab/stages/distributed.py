@@ -4,7 +4,7 @@
 process per device and tell each its place through the environment (``RANK``, ``LOCAL_RANK``,
 ``WORLD_SIZE``); the Trainer reads the same variables and sets the processes up. peftlab only has to know
 which process is the main one: it alone holds the run directory, writes the adapter, the loss history and
-the stage records, and goes on to generate and evaluate (:mod:`peftlab.pipeline`); the others train, then
+the stage records, and goes on to generate and evaluate (:mod:`peftlab.stages.pipeline`); the others train, then
 leave. ``train.batch_size`` is per process, so the global batch is ``batch_size x processes x grad_accum``.
 """
 

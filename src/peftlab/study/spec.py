@@ -111,7 +111,7 @@ def load_study(path: str | Path | None, preset: str | None = None) -> StudySpec:
         preset = preset or "default"
         if preset not in PRESETS:
             raise UserError(f"unknown preset '{preset}'; known: {', '.join(PRESETS)}")
-        text, source = (files("peftlab") / "configs" / PRESETS[preset]).read_text(), f"preset '{preset}'"
+        text, source = (files("peftlab.study") / "presets" / PRESETS[preset]).read_text(), f"preset '{preset}'"
     else:
         path = Path(path)
         if not path.is_file():

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from peftlab.config import Config, GenerationConfig
 from peftlab.errors import UserError
-from peftlab.runs import RunDir, training_run
+from peftlab.runs.directory import RunDir, training_run
 
 # Not ``predictions.jsonl.partial``: that is the temporary name ``write_jsonl`` renames into place.
 RESUME_FILE = "predictions.unfinished.jsonl"

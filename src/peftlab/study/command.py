@@ -13,9 +13,9 @@ from rich.table import Table
 from peftlab.errors import UserError
 from peftlab.methods import METHODS
 from peftlab.metrics.specs import describe
-from peftlab.runs import directory_lock, ensure_writable_dir, read_metrics
-from peftlab.study import Cell, expand, load_study, shard_cells
-from peftlab.study_runner import cell_state, run_study
+from peftlab.runs.directory import directory_lock, ensure_writable_dir, read_metrics
+from peftlab.study.spec import Cell, expand, load_study, shard_cells
+from peftlab.study.runner import cell_state, run_study
 
 def _prepare_task_data(cells: list[Cell], console: Console) -> None:
     """Build each task's default dataset once, in the directory its cells share (``<study>/data/<task>``)."""

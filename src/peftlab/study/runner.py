@@ -25,7 +25,7 @@ from rich.console import Console
 
 from peftlab.config import dump_config
 from peftlab.data.records import write_json
-from peftlab.study import Cell, StudySpec
+from peftlab.study.spec import Cell, StudySpec
 
 CELL_FILE = "cell.json"
 

@@ -2,7 +2,7 @@
 
 ``generate`` loads the base model plus whatever ``train`` left in the run directory (or nothing, for a
 prompting baseline), writes ``predictions.jsonl``; ``evaluate`` scores that file into ``metrics.json``.
-:func:`run_stage` wraps any stage: lock the run directory, run it, record it done (``peftlab.runs``).
+:func:`run_stage` wraps any stage: lock the run directory, run it, record it done (``peftlab.runs.directory``).
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ from pathlib import Path
 
 from peftlab.config import Config
 from peftlab.data.records import read_jsonl, write_jsonl
-from peftlab.devices import resolve_placement
-from peftlab.distributed import world
+from peftlab.models.devices import resolve_placement
+from peftlab.stages.distributed import world
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
-from peftlab.generate import ResumeFile, generate_candidates
+from peftlab.stages.generate import ResumeFile, generate_candidates
 from peftlab.methods import get_method, get_training_method
-from peftlab.models import load_model, load_model_config, load_tokenizer
-from peftlab.prompt_format import resolve_prompt_format
+from peftlab.models.loading import load_model, load_model_config, load_tokenizer
+from peftlab.prompting.format import resolve_prompt_format
 from peftlab.prompting import prompt_token_budget
-from peftlab.runs import RunDir, training_run
+from peftlab.runs.directory import RunDir, training_run
 from peftlab.tasks import get_task, get_training_task
-from peftlab.tasks.samples import read_samples
-from peftlab.train import train
+from peftlab.interop.samples import read_samples
+from peftlab.stages.train import train
 
 
 def trains(config: Config) -> bool:
@@ -248,7 +248,7 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
 
 
 def _helper_process(stage: str) -> bool:
-    """Under a data-parallel launcher (:mod:`peftlab.distributed`), whether this is a process other than
+    """Under a data-parallel launcher (:mod:`peftlab.stages.distributed`), whether this is a process other than
     the main one; those only train, and only ``train`` and ``run`` can be launched that way.
 
     Raises:

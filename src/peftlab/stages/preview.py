@@ -7,8 +7,8 @@ from rich.text import Text
 
 from peftlab.config import Config
 from peftlab.data.examples import IGNORE_INDEX
-from peftlab.models import load_tokenizer
-from peftlab.prompt_format import resolve_prompt_format
+from peftlab.models.loading import load_tokenizer
+from peftlab.prompting.format import resolve_prompt_format
 from peftlab.tasks import get_task
 
 

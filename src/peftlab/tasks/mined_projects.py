@@ -1,5 +1,5 @@
 """Mined projects as the tasks use them: mined once with the benchmark contamination check, from the
-cache afterwards (:mod:`peftlab.projects.mine` does the work; this adds what only the tasks layer knows,
+cache afterwards (:mod:`peftlab.projects.tested_functions` does the work; this adds what only the tasks layer knows,
 the benchmarks' reference solutions).
 
 ::
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from peftlab.data.contamination import ContaminationIndex, drop_contaminated
-from peftlab.projects.mine import MinedProject, load_project, mine_project
+from peftlab.projects.tested_functions import MinedProject, load_project, mine_project
 from peftlab.tasks.benchmarks import benchmark_references
 from peftlab.tasks.codegen.build import token_length_stats
 
@@ -47,7 +47,7 @@ def mined_project(spec: str, *, seed: int = 0, tokenizer=None, tokenizer_name: s
     ``tokenizer`` (or a function loading it) adds token-length statistics to the card of a new mining.
 
     Raises:
-        UserError: as :func:`peftlab.projects.mine.mine_project`.
+        UserError: as :func:`peftlab.projects.tested_functions.mine_project`.
     """
     cached = load_project(spec, seed=seed)  # resolves and reads the tree first: a bad spec fails in a second
     if cached is not None and not force:

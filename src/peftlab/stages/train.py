@@ -20,18 +20,18 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import is_mlflow_available, is_tensorboard_available
 
-from peftlab.checkpoints import MarkCompleteCheckpoints, atomic_directory, newest_complete_checkpoint
+from peftlab.runs.checkpoints import MarkCompleteCheckpoints, atomic_directory, newest_complete_checkpoint
 from peftlab.config import Config
 from peftlab.data.examples import IGNORE_INDEX, CompletionCollator
 from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
 from peftlab.data.records import write_jsonl
-from peftlab.distributed import world
-from peftlab.devices import resolve_placement
+from peftlab.stages.distributed import world
+from peftlab.models.devices import resolve_placement
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_training_method
-from peftlab.models import load_model, load_tokenizer
-from peftlab.prompt_format import resolve_prompt_format
-from peftlab.runs import RunDir
+from peftlab.models.loading import load_model, load_tokenizer
+from peftlab.prompting.format import resolve_prompt_format
+from peftlab.runs.directory import RunDir
 from peftlab.tasks import get_training_task
 
 
@@ -152,7 +152,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
     """Train and save the adapter under ``run_dir/adapter``; return the training metrics.
 
     ``callbacks`` are extra ``TrainerCallback`` objects (the methods bench times steps with one).
-    Resumes from the newest *complete* checkpoint (``peftlab.checkpoints``); the adapter is written under
+    Resumes from the newest *complete* checkpoint (``peftlab.runs.checkpoints``); the adapter is written under
     a temporary name and renamed into place, so it exists whole or not at all.
 
     Raises:

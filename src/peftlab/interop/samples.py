@@ -22,7 +22,7 @@ from peftlab.config import load_config
 from peftlab.data.records import read_jsonl, write_json, write_jsonl
 from peftlab.errors import UserError, first_line
 from peftlab.execution.scoring import program
-from peftlab.runs import RunDir
+from peftlab.runs.directory import RunDir
 from peftlab.tasks import get_task
 from peftlab.tasks.base import Task, check_candidate_rows
 
