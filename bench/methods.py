@@ -7,6 +7,8 @@ steps, batch size and sequence limit. Step times come from a Trainer callback (`
 
     python bench/methods.py                       # all methods, writes bench/results/methods.{json,md}
     python bench/methods.py --methods lora qlora-4bit --steps 2
+    python bench/methods.py --model qwen2.5-coder-0.5b --out bench/results/methods-qwen-variants \
+        --methods lora dora rslora pissa olora loraplus vera adalora loha lokr oft --steps 3 --repeats 1
 
 The dataset is mined into ``--data`` first if it is missing (``peftlab data mine-codegen``).
 """
@@ -24,7 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-METHODS = ["full", "lora", "ia3", "prompt-tuning", "prefix-tuning", "qlora-8bit", "qlora-4bit", "qlora-4bit+gc"]
+METHODS = ["full", "lora", "ia3", "prompt-tuning", "prefix-tuning", "qlora-8bit", "qlora-4bit", "qlora-4bit+gc",
+           "dora", "rslora", "pissa", "olora", "loraplus", "vera", "adalora", "loha", "lokr", "oft"]
 GRADIENT_CHECKPOINTING = "+gc"
 """Suffix of a variant run with ``train.gradient_checkpointing=true`` (off by default: it recomputes the
 forward pass during backward)."""
@@ -37,6 +40,7 @@ COLUMNS = [
     ("s_per_step", "s/step (median)", "{:.2f}"),
     ("tokens_per_s", "tokens/s", "{:,.0f}"),
     ("adapter_mb", "adapter MB", "{:.2f}"),
+    ("packed", "packed", "{}"),
 ]
 
 
@@ -94,6 +98,7 @@ def child(args) -> None:
         "tokens_per_s": sum(step["tokens"] for step in steps) / sum(step_seconds),
         "tokens_per_step": [step["tokens"] for step in steps],
         "adapter_mb": metrics["adapter_mb"],
+        "packed": metrics["packed"],
         "first_loss": losses[0],
         "last_loss": losses[-1],
         "train_time_s": metrics["train_time_s"],
@@ -124,7 +129,7 @@ def summarize(method: str, repeats: list[dict]) -> dict:
     first = good[0]
     return {
         "method": method,
-        **{key: first[key] for key in ("trainable_params", "total_params", "weights_mb", "adapter_mb")},
+        **{key: first.get(key) for key in ("trainable_params", "total_params", "weights_mb", "adapter_mb", "packed")},
         "peak_rss_mb": statistics.median(peaks),
         "peak_rss_mb_range": [min(peaks), max(peaks)],
         "s_per_step": statistics.median(steps),
@@ -200,7 +205,8 @@ def main() -> None:
                      for key in ("load_average_before", "load_average_after"))
     (out / "methods.md").write_text(
         "# Training cost per method\n\n"
-        f"`python bench/methods.py` on `{args.model}`: {args.train_size} mined stdlib examples, {args.steps} steps, "
+        f"`python bench/methods.py {' '.join(sys.argv[1:])}` ({environment['bench_wall_s'] / 60:.0f} min) "
+        f"on `{args.model}`: {args.train_size} mined stdlib examples, {args.steps} steps, "
         f"batch {args.batch_size}, max length {args.max_length}, float32, {os.cpu_count()} CPU cores, "
         f"{args.repeats} repeats per method (interleaved). Each run is its own process: peak RSS is that "
         "process's `ru_maxrss` (model loading included), median over repeats with (min–max); it varies by "
@@ -208,7 +214,8 @@ def main() -> None:
         "little. Weights MB = the base model's in-memory footprint, quantised where the method quantises. "
         "s/step is the median optimiser step (forward + backward + update; evaluation and checkpointing "
         "excluded) over all repeats; tokens/s counts non-padding tokens. `qlora-4bit+gc` is qlora-4bit with "
-        "`train.gradient_checkpointing=true` (off by default).\n\n"
+        "`train.gradient_checkpointing=true` (off by default). packed: trained on padding-free packed rows "
+        "(else on padded batches).\n\n"
         + table
         + f"\nLoad average (1/5/15 min) before: {before} / after: {after} "
         "— the machine is shared with other work, so speeds are indicative only.\n"

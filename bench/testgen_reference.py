@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="Only the first N problems.")
     args = parser.parse_args()
     from peftlab.data.mutants import mutants
-    from peftlab.execution.testgen import FocalProblem, score_tests
+    from peftlab.tasks.testgen.generated_tests import FocalProblem, score_tests
     from peftlab.tasks.humaneval import load_problems
     from peftlab.tasks.testgen.data import humaneval_focal
 

@@ -17,7 +17,7 @@ from peftlab.data.records import read_jsonl
 from peftlab.errors import UserError
 from peftlab.methods import get_method
 from peftlab.prompting.format import resolve_prompt_format
-from peftlab.prompting import build_prompts
+from peftlab.prompting import build_prompts, random_shots, similar_shots
 from peftlab.tasks import get_task
 from peftlab.tasks.codegen.prompt import (
     INSTRUCTION_TEMPLATE,
@@ -117,7 +117,7 @@ def test_icl_demonstrations_are_prior_turns(chat_model_dir, tiny_data_dir):
         return len(tokenizer(text)["input_ids"])
 
     alone = max(count(chat.render(problem)) for problem in problems)
-    fitted, fitted_stats = build_prompts("icl", problems, train, shots=2, seed=0, format_prompt=task.prompt,
+    fitted, fitted_stats = build_prompts(problems, train, random_shots(0), shots=2, format_prompt=task.prompt,
                                          format_demo=task.demonstration, tokenizer=tokenizer,
                                          max_prompt_tokens=alone + 5, assemble=lambda s, p: chat.render(p, s))
     assert fitted_stats["dropped_shots"] > 0
@@ -190,10 +190,10 @@ def test_raw_format_is_unchanged(tiny_model_dir, tiny_data_dir):
     assert raw.render(record, train[:2]) == demos + task.prompt(record)
     problems = task.load("test")
     method = get_method(load_config(None, ["method.name=rag", "method.shots=2"]).method)
-    kwargs = {"shots": 2, "seed": 0, "format_prompt": task.prompt, "format_demo": task.demonstration,
+    kwargs = {"shots": 2, "format_prompt": task.prompt, "format_demo": task.demonstration,
               "tokenizer": tokenizer, "max_prompt_tokens": 200}
     assert (method.prompts(task, problems, tokenizer, lambda: 200, seed=0, prompt_format=raw)
-            == build_prompts("rag", problems, train, **kwargs))
+            == build_prompts(problems, train, similar_shots(task.retrieval_text), **kwargs))
     assert raw.record() == {"prompt_format": "raw",
                             "prompt_template_sha256": hashlib.sha256(INSTRUCTION_TEMPLATE.encode()).hexdigest()}
     with pytest.raises(UserError, match="has no chat template"):

@@ -53,7 +53,7 @@ def test_method_and_task_help_lists_the_registered_names():
 @pytest.mark.parametrize("args, message", [
     (["train", "--method", "nosuch"], "unknown method 'nosuch'"),
     (["generate", "--method", "nosuch"], "unknown method 'nosuch'"),
-    (["run", "--method", "dora"], "unknown method 'dora'"),
+    (["run", "--method", "lora-xs"], "unknown method 'lora-xs'"),
     (["train", "--method", "zero-shot"], "prompting baseline and trains nothing"),
     (["generate", "--method", "zero-shot", "method.r=8"], "does not apply to zero-shot"),
     (["generate", "--task", "nosuchtask"], "unknown task 'nosuchtask'"),

@@ -71,7 +71,7 @@ def test_a_source_in_another_schema_or_an_unknown_loader_is_one_line(tmp_path):
     with pytest.raises(UserError, match="is not in the conala schema: no column question_id, nl, cmd"):
         get_task("codegen", load_config(None, ["data.loader=conala", f"data.source={_codealpaca_file(tmp_path)[0]}",
                                                "data.splits.train=train"])).load("train")
-    with pytest.raises(UserError, match="unknown data.loader 'nosuch'; known: conala, codealpaca-python, apps"):
+    with pytest.raises(UserError, match="unknown data.loader 'nosuch'; known: apps, codealpaca-python, conala"):
         get_task("codegen", load_config(None, ["data.loader=nosuch"])).load("train")
 
 

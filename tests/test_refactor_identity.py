@@ -1,9 +1,9 @@
 """Behaviour preserved across restructurings: a fixture study on the tiny model gives the predictions and
 scores recorded in ``tests/fixtures/identity/study.json``.
 
-That file was written by this test (``PEFTLAB_WRITE_IDENTITY=1``) at commit 2f3b1e0's parent, before the
-code was reorganised (issue 26: options moved to their owners, modules into packages), and is never
-rewritten by a change that means to preserve behaviour. Cells are matched by their labels (method, task,
+That file was written by this test (``PEFTLAB_WRITE_IDENTITY=1``) in commit 71a516a, on the code as it was
+before the reorganisation of issue 26 (options moved to their owners, modules into packages); a change that
+means to preserve behaviour never rewrites it. Cells are matched by their labels (method, task,
 sweep), not by directory hash: the config schema changed, so every hash changed (the default study's old
 and new hashes are mapped in bench/results/refactor-26-identity.md). Keys that measure the run (times,
 memory, throughput) are not compared; keys added since are allowed.
@@ -82,3 +82,22 @@ def test_fixture_study_gives_the_recorded_predictions_and_scores(tiny_model_dir,
         now = cells[key]["metrics"]
         differing = {k: (v, now.get(k)) for k, v in recorded["metrics"].items() if now.get(k) != v}
         assert not differing, f"{key}: {differing}"
+
+
+def test_a_run_directory_written_before_the_change_still_resumes(tmp_path):
+    """A config.yaml from before options moved to their owners carries every method's and task's option at
+    its old default: it loads, resolves, and counts as the same config as today's."""
+    from peftlab.api import check
+    from peftlab.config import LEGACY_DEFAULTS, dump_config, load_config
+    from peftlab.runs.directory import RunDir
+
+    for method, task in (("zero-shot", "humaneval"), ("lora", "codegen"), ("rag", "mbpp")):
+        now = check(load_config(None, [f"method.name={method}", f"task={task}", f"output_dir={tmp_path / method}"]))
+        old = yaml.safe_load(dump_config(now))
+        old["method"] = {**LEGACY_DEFAULTS["method"], **old["method"]}
+        old["data"] = {**old["data"], **LEGACY_DEFAULTS["data"]}
+        run = RunDir(tmp_path / method).create()
+        (run.path / RunDir.CONFIG).write_text(yaml.safe_dump(old))
+        (run.path / RunDir.METRICS).write_text("{}")
+        run.check_same_config(now)  # raises UserError on any difference
+        assert dump_config(check(load_config(run.path / RunDir.CONFIG))) == dump_config(now)

@@ -18,6 +18,7 @@ import yaml
 from peftlab.metrics import METRICS, match_scores
 from peftlab.metrics.exact_match import exact_match_at_k
 from peftlab.report import build_report
+from peftlab.report.pareto import pareto_front
 from peftlab.report.stats import bootstrap_ci, holm, mcnemar_exact, paired_test, sign_flip_test
 from peftlab.report.tables import latex_escape
 
@@ -116,14 +117,14 @@ def test_all_files_written(study, report):
     out = study / "report"
     for name in ("report.md", "report.html", "significance.md", "significance.csv", "tables/codegen.md",
                  "tables/codegen.csv", "tables/codegen.tex", "figures/codegen-effect-vs-params.png",
-                 "figures/codegen-effect-vs-memory.png", "figures/codegen-em-at-k.png"):
+                 "figures/codegen-effect-vs-memory.png", "figures/codegen-pareto.png", "figures/codegen-em-at-k.png"):
         assert report[name] == out / name and (out / name).stat().st_size > 0, name
     for path in report.values():
         if path.suffix == ".png":
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert b"Software" not in path.read_bytes() and b"Creation" not in path.read_bytes()
     html = (out / "report.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 3
+    assert html.count('src="data:image/png;base64,') == 4  # params, memory, Pareto, EM@k
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert "cell-failed" in html and "cell-running" in html
 
@@ -308,3 +309,63 @@ def test_all_pairs_are_tested_and_holm_adjusted(study, report):
     assert [(p["first"], p["second"], p["p_holm"], p["significant"]) for p in listed] == [
         (p.first, p.second, p.p_holm, p.p_holm < 0.05) for p in pairs]
     assert "## All pairs" in report["report.md"].read_text() and 'id="pairs"' in report["report.html"].read_text()
+
+
+def test_pareto_front_dominance_and_ties():
+    # (memory, score): lower memory and higher score are better.
+    assert pareto_front([(2000, 0.7), (1000, 0.5), (1500, 0.4), (0, 0.1)]) == [0, 1, 3]  # 1500/0.4 loses to 1000/0.5
+    assert pareto_front([(5, 0.5), (5, 0.5)]) == [0, 1]  # equal memory and equal score: neither dominates
+    assert pareto_front([(5, 0.5), (5, 0.6)]) == [1]  # equal memory: the higher score wins
+    assert pareto_front([(5, 0.5), (6, 0.5)]) == [0]  # equal score: the lower memory wins
+    assert pareto_front([(5, 0.5), (5, 0.5), (4, 0.5)]) == [2]  # a tie is dominated together
+    assert pareto_front([(1, 0.1), (2, 0.2), (3, 0.3)]) == [0, 1, 2]  # a trade-off at every step
+    assert pareto_front([(3, 0.3), (2, 0.2), (1, 0.4)]) == [2]
+    assert pareto_front([]) == []
+
+
+def _hit_rows(hits: int) -> list[dict]:
+    """The first ``hits`` of ``ITEMS`` problems solved at rank 0, the rest not at all: EM@1 = hits / ITEMS."""
+    rows = []
+    for index in range(ITEMS):
+        reference = _reference(index)
+        candidates = [f"def f{index}(x):\n    return x - {index + rank + 1}\n" for rank in range(K)]
+        if index < hits:
+            candidates[0] = reference
+        rows.append({"id": f"test-{index:05d}", "candidates": candidates, "reference": reference})
+    return match_scores(rows)[1]
+
+
+def test_pareto_front_in_report(tmp_path):
+    """A: best score, most memory; B: lower score, least trained memory; C: dominated by B; D and E:
+    prompting baselines (no training memory; E scores lower, so D dominates it); F: trained, no memory
+    recorded (left out). The front, in memory order, is D, B, A."""
+    runs = tmp_path / "runs"
+    # method -> (EM@1 hits of 60, trainable params, peak memory MB or None)
+    setup = {"lora": (42, 1_843_200, 2000.0), "ia3": (30, 50_000, 1000.0), "prompt_tuning": (24, 9_600, 1500.0),
+             "zero-shot": (6, 0, None), "few-shot": (3, 0, None), "prefix_tuning": (45, 80_000, None)}
+    for method, (hits, params, memory) in setup.items():
+        _write_run(runs / method, "smollm2-135m", method, 42, _hit_rows(hits), params)
+        metrics = json.loads((runs / method / "metrics.json").read_text())
+        metrics.pop("peak_memory_mb", None)
+        if memory is not None:
+            metrics["peak_memory_mb"] = memory
+        (runs / method / "metrics.json").write_text(json.dumps(metrics))
+    written = build_report(runs, tmp_path / "out")
+    png = written["figures/codegen-pareto.png"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = written["report.md"].read_text()
+    line = ("smollm2-135m: zero-shot (no training, 0.100), ia3 (1,000 MB, 0.500), lora (2,000 MB, 0.700); "
+            "left out, no peak memory recorded: prefix_tuning")
+    assert f"- {line}\n" in markdown
+    assert markdown.index("](figures/codegen-pareto.png)") < markdown.index(line)  # listed under its figure
+    html = written["report.html"].read_text()
+    assert f"<li>{line}</li>" in html and html.count('src="data:image/png;base64,') == 4
+
+    from peftlab.report.collect import collect_runs, group_runs
+    from peftlab.report.pareto import group_fronts
+    from peftlab.report.stats import group_stats
+
+    (front,) = group_fronts(group_stats(group_runs(collect_runs(runs).runs)[0]))
+    assert front.metric == "em@1"
+    assert [(p.row.row.method, p.optimal) for p in front.points] == [
+        ("zero-shot", True), ("few-shot", False), ("ia3", True), ("prompt_tuning", False), ("lora", True)]

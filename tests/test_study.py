@@ -55,7 +55,7 @@ def test_hash_ignores_output_dir_only(tmp_path):
 @pytest.mark.parametrize(
     "tree, message",
     [
-        ({"methods": ["lora", "dora"]}, "unknown method 'dora'"),
+        ({"methods": ["lora", "lora-xs"]}, "unknown method 'lora-xs'"),
         ({"methods": ["lora"], "modelz": ["x"]}, "unknown key 'modelz'"),
         ({"methods": ["lora"], "base": {"train": {"epochz": 1}}}, "unknown config key 'train.epochz'"),
         ({"methods": []}, "matrix is empty"),
@@ -72,13 +72,13 @@ def test_bad_study_is_rejected_before_training(tmp_path, tree, message):
 
 
 def test_bad_study_on_the_command_line_is_one_line_and_runs_nothing(tmp_path):
-    path = write_study(tmp_path / "study.yaml", output_dir=str(tmp_path / "out"), methods=["lora", "dora"])
+    path = write_study(tmp_path / "study.yaml", output_dir=str(tmp_path / "out"), methods=["lora", "lora-xs"])
     result = subprocess.run(
         [sys.executable, "-m", "peftlab.cli", "study", str(path)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: unknown method 'dora' in study; known: " + result.stderr.split("known: ")[1].strip()
+        "error: unknown method 'lora-xs' in study; known: " + result.stderr.split("known: ")[1].strip()
     ]
     assert not (tmp_path / "out").exists()
 
@@ -184,3 +184,17 @@ def test_tiny_study_killed_mid_matrix_resumes_without_redoing_cells(tiny_model_d
     shutil.rmtree(report)
     build_report(out)
     assert _snapshot(report) == first
+
+
+def test_full_fine_tuning_cells_each_train_their_own_model(tmp_path):
+    """``model.adapter`` can only lend an adapter; a full fine-tune saves a whole model, so borrowing it
+    failed the borrowing cell ("saves a whole model, not an adapter"). Its cells train their own."""
+    spec = StudySpec.model_validate({
+        "output_dir": str(tmp_path / "s"), "methods": ["lora", "full"],
+        "tasks": ["codegen", {"name": "humaneval", "overrides": {"data.train_task": "codegen"}}],
+    })
+    cells = expand(spec, default_data_root="d")
+    lora = [c for c in cells if c.labels["method"] == "lora"]
+    full = [c for c in cells if c.labels["method"] == "full"]
+    assert sum("adapter_from" in c.labels for c in lora) == 1
+    assert len(full) == 2 and not any("adapter_from" in c.labels or c.config.model.adapter for c in full)

@@ -70,6 +70,9 @@ def test_task_contract(name, tiny_data_dir, tmp_path, monkeypatch):
 
 TOY_TASK = '''
 """A toy task defined outside peftlab: return a constant. Its data lives in the module."""
+from pydantic import Field
+
+from peftlab.config import OwnedOptions
 from peftlab.metrics import match_scores
 from peftlab.metrics.specs import describe
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
@@ -77,12 +80,19 @@ from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_tes
 NUMBERS = {"train": range(0, 12), "validation": range(12, 14), "test": range(14, 18)}
 
 
+class ConstantOptions(OwnedOptions):
+    offset: int = Field(0, ge=0)
+    """Added to every constant (data.offset)."""
+
+
 class ReturnConstant(Task):
     name = "return-constant"
     default_stop = ("\\n",)
+    Options = ConstantOptions
 
     def load(self, split):
-        return [{"id": f"{split}-{n}", "instruction": f"Return {n}.", "reference": str(n)} for n in NUMBERS[split]]
+        return [{"id": f"{split}-{n}", "instruction": f"Return {n + self.options.offset}.",
+                 "reference": str(n + self.options.offset)} for n in NUMBERS[split]]
 
     def prompt(self, problem):
         return f"# {problem['instruction']}\\ndef f():\\n    return "
@@ -109,7 +119,7 @@ def test_a_task_outside_peftlab_needs_no_edit_to_peftlab(tiny_model_dir, tmp_pat
         result = subprocess.run(
             [sys.executable, "-m", "peftlab.cli", "run", "--task", "toy_tasks", "--method", method,
              f"model.name={tiny_model_dir}", "-o", str(run), "train.max_steps=2", "train.batch_size=4",
-             "generation.max_new_tokens=4", *(["method.shots=2"] if method == "icl" else [])],
+             "generation.max_new_tokens=4", "data.offset=100", *(["method.shots=2"] if method == "icl" else [])],
             capture_output=True, text=True, env=env, timeout=300,
         )
         assert result.returncode == 0, result.stderr[-2000:]
@@ -117,6 +127,9 @@ def test_a_task_outside_peftlab_needs_no_edit_to_peftlab(tiny_model_dir, tmp_pat
         assert metrics["test_problems"] == 4 and "em@1" in metrics and "em@1" in metrics["metric_specs"]
         rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
         assert [row["id"] for row in rows] == [f"test-{n}" for n in range(14, 18)]
+        # its own option, declared in its own module, resolved into the run's config with the others
+        assert "offset: 100" in (run / "config.yaml").read_text()
+        assert json.loads((run / "scored.jsonl").read_text().splitlines()[0])["reference"] == "114"
     from peftlab.report import build_report
 
     build_report(tmp_path, tmp_path / "report")  # the report builds its columns from the declarations

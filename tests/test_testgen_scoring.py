@@ -1,4 +1,4 @@
-"""Scoring generated tests (peftlab.execution.testgen): validity, pass, coverage of the focal function
+"""Scoring generated tests (peftlab.tasks.testgen.generated_tests): validity, pass, coverage of the focal function
 (checked against coverage.py's own command line), mutation score, and hostile tests."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from peftlab.data.mutants import OPERATORS, mutants
-from peftlab.execution.testgen import FocalProblem, focal_coverage, has_assertion, score_tests
+from peftlab.tasks.testgen.generated_tests import FocalProblem, focal_coverage, has_assertion, score_tests
 from peftlab.tasks.testgen.data import behaviour_changing
 
 CLAMP = textwrap.dedent('''\

@@ -22,10 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from peftlab.config import Config, load_config
-from peftlab.data.loaders import get_loader
 from peftlab.errors import UserError
-from peftlab.methods import get_method, get_training_method
-from peftlab.tasks import task_class
+from peftlab.methods import get_training_method, resolve_method_options
+from peftlab.tasks import check_loader, resolve_task_options
 
 STAGES = ("train", "generate", "evaluate")
 
@@ -35,20 +34,15 @@ def check(config: Config, method: str | None = "any") -> Config:
     against the registries, before torch is imported. Returns ``config``.
 
     Raises:
-        UserError: an unknown method, task or data loader, or a method option the method does not take.
+        UserError: an unknown method, task or data loader, or a method or task option its owner does not
+            take.
     """
     if method == "training":
         get_training_method(config.method)
-    elif method == "any":
-        get_method(config.method)
-    task_class(config.task)
-    if config.data.train_task:
-        task_class(config.data.train_task)
-    if config.data.loader:
-        loader = get_loader(config.data.loader)
-        if loader.task not in (config.task, config.data.train_task):
-            raise UserError(f"data.loader {loader.name} makes {loader.task} records; use it with task={loader.task} "
-                            f"(or data.train_task={loader.task}), not task={config.task}")
+    if method is not None:
+        resolve_method_options(config)
+    resolve_task_options(config)
+    check_loader(config)
     return config
 
 

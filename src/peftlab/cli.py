@@ -187,14 +187,14 @@ def mine_codegen(
 def mine_project_command(
     project: str = typer.Argument(..., help="A directory with a test suite, or NAME==VERSION of a source "
                                   "distribution (e.g. algorithms==1.0.1, fetched once from PyPI).", show_default=False),
-    seed: int = typer.Option(0, help="Seed of the split by module (data.project_seed)."),
+    seed: int = typer.Option(0, help="Seed of the split by module (the mined-project tasks' seed option, docs/config.md)."),
     workers: int = typer.Option(2, help="Sandboxes run at once while every function is checked."),
     tokenizer: str = typer.Option("smollm2-135m", help="Tokenizer for the card's token-length statistics "
                                   "('' for none)."),
     force: bool = typer.Option(False, "--force", help="Mine again even if the cache has this project."),
 ):
     """Run a project's tests once under coverage and record every function with the tests that exercise it
-    (cached by source hash; `task=project-codegen data.project=PROJECT` uses it)."""
+    (cached by source hash; the mined-project tasks, project-codegen, testgen and repair, read it from there)."""
     from peftlab.tasks.mined_projects import mined_project
 
     loaded = None

@@ -42,6 +42,14 @@ class ModelConfig(_Section):
 
 
 class DataConfig(_Section):
+    """``data``: where the records come from and how many are used. Besides these fields, ``data`` holds the
+    options of the tasks whose data a run uses (``task`` and ``data.train_task``): each task declares its own
+    (``Task.Options`` in ``peftlab/tasks/<name>/``; docs/config.md lists them by task), e.g. the test set of
+    ``repair``. They are checked against those tasks when the run's config is resolved
+    (:func:`peftlab.tasks.resolve_task_options`)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
     dir: str | None = None
     """Directory holding ``train.jsonl``, ``validation.jsonl`` and ``test.jsonl`` (tasks that read their
     data from files, such as ``codegen``; tasks whose problems ship with a package ignore it)."""
@@ -56,8 +64,8 @@ class DataConfig(_Section):
     or a hub id. Needs ``peftlab[datasets]``. See :mod:`peftlab.data.hub`."""
     loader: str | None = None
     """One of the studies' datasets by name (``conala``, ``codealpaca-python``, ``apps``, ``methods2test``,
-    ``humaneval-x``; :mod:`peftlab.data.loaders`): its schema converted to the records of the task it feeds.
-    ``data.source`` defaults to its hub id, or names a local copy in that schema."""
+    ``humaneval-x``; each declared by the task it feeds, ``Task.loaders``): its schema converted to that task's
+    records. ``data.source`` defaults to its hub id, or names a local copy in that schema."""
     subset: str | None = None
     """The hub dataset's configuration (``datasets``' ``name``), for a hub id only: e.g. ``fm+t`` of
     Methods2Test or ``python`` of HumanEval-X (a named loader's default where it has one)."""
@@ -66,24 +74,6 @@ class DataConfig(_Section):
     splits: dict[Literal["train", "validation", "test"], str] = Field(default_factory=dict)
     """The source split for each of train/validation/test (default: the same name), in ``datasets``'
     split syntax: ``{test: "train[90%:]"}`` takes the last tenth of a one-split source."""
-    project: str | None = None
-    """The mined project of the ``project-codegen`` task: a directory with a test suite, or a pinned source
-    distribution (``algorithms==1.0.1``), as ``peftlab data mine`` takes it; mined on first use and cached
-    by source hash (:mod:`peftlab.projects.tested_functions`)."""
-    project_seed: int = 0
-    """Seed of the mined project's split by module."""
-    context_chars: int = Field(1024, ge=0)
-    """``project-codegen``: characters of module context (imports, constants, the stubs of the names the
-    function uses) put above the function in its prompt, at most."""
-    bugs: str | None = None
-    """``repair``: the test set: ``humaneval`` (default: one injected bug per HumanEval problem),
-    ``quixbugs`` (QuixBugs Python, from the pinned pyimprove==0.0.3 sdist), or a JSONL file of bugs in the
-    documented format (docs/repair.md)."""
-    show_failing_test: bool = False
-    """``repair``: add the name and message of one failing test to the prompt (where the bug has one)."""
-    bugsinpy: bool = False
-    """``repair``: also train on BugsInPy's 275 one-hunk Python fixes shipped in ``tests4py==1.0.0`` (static
-    pairs, never executed; the sdist is fetched once into the cache), shuffled in with the injected bugs."""
     train_task: str | None = None
     """Train, and draw ICL/RAG demonstrations, on this task's training split instead of ``task``'s (whose
     test split is still what is scored): e.g. ``task=humaneval data.train_task=codegen`` fine-tunes on
@@ -91,29 +81,70 @@ class DataConfig(_Section):
 
 
 class MethodConfig(_Section):
+    """``method``: the adaptation method's name and its options. Each method declares the options it takes
+    (``Options`` of its class in ``peftlab/methods/``; docs/methods.md lists them by method), e.g.
+    ``method.r`` of ``lora``; they are checked against the method when the run's config is resolved
+    (:func:`peftlab.methods.resolve_method_options`), and an option the method does not take is a one-line
+    error naming the methods that do."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
     name: str = "lora"
-    """Adaptation method: a training method or a prompting baseline (see ``peftlab.methods``). The other
-    fields are options of particular methods; setting one that the method does not read is an error."""
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] | None = None
-    """Module names to adapt; ``None`` resolves them from the model's architecture."""
-    num_virtual_tokens: int = Field(20, ge=1)
-    """Prompt and prefix tuning: number of virtual tokens."""
-    prompt_init: Literal["random", "text"] = "random"
-    """Prompt tuning: initialise the virtual tokens randomly or from ``prompt_init_text``."""
-    prompt_init_text: str = "Write a Python function that does what the instruction says."
-    prefix_projection: bool = False
-    """Prefix tuning: reparameterise the prefix through a two-layer MLP."""
-    compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """QLoRA: dtype of the de-quantised matmuls (float32 on CPUs, where bf16 matmuls are ~500x slower)."""
-    shots: int = Field(3, ge=0)
-    """ICL and RAG: number of training examples put in the prompt."""
-    retriever: Literal["bm25", "dense"] = "bm25"
-    """RAG: lexical BM25 (bm25s) or dense embeddings from ``embedding_model``."""
-    embedding_model: str | None = None
-    """RAG with the dense retriever: a local sentence-embedding model directory."""
+    """Adaptation method: a training method or a prompting baseline (see ``peftlab.methods``)."""
+
+    def options(self) -> dict[str, Any]:
+        """The method's options as given (everything in the section but ``name``)."""
+        return dict(self.__pydantic_extra__ or {})
+
+
+class OwnedOptions(BaseModel):
+    """Base of the options a method or a task declares for itself (``Method.Options``, ``Task.Options``):
+    typed fields with defaults and docstrings; anything else is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Before options moved to their owners (issue 26), every ``method`` and ``data`` section carried all of these
+# at these defaults, and every resolved ``config.yaml`` written then still does. An option its owner does not
+# take is dropped when it holds this old default (it never meant anything there), so those files keep loading.
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "method": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": None, "num_virtual_tokens": 20,
+               "prompt_init": "random",
+               "prompt_init_text": "Write a Python function that does what the instruction says.",
+               "prefix_projection": False, "compute_dtype": "float32", "shots": 3, "retriever": "bm25",
+               "embedding_model": None},
+    "data": {"project": None, "project_seed": 0, "context_chars": 1024, "bugs": None,
+             "show_failing_test": False, "bugsinpy": False},
+}
+
+
+def check_owned_options(section: str, given: dict[str, Any], options: type[OwnedOptions], owner: str,
+                        owners_of) -> BaseModel:
+    """Validate the options ``given`` in ``section`` against ``options`` (the model ``owner`` declares).
+
+    ``owners_of(key)`` names who else declares ``key``, for the error message. Keys holding their
+    :data:`LEGACY_DEFAULTS` value are dropped when ``options`` lacks them.
+
+    Raises:
+        UserError: one line: an option ``owner`` does not take (naming those that do), an unknown key, or
+            a bad value.
+    """
+    kept = {}
+    for key, value in given.items():
+        if key in options.model_fields:
+            kept[key] = value
+        elif key in LEGACY_DEFAULTS.get(section, {}) and LEGACY_DEFAULTS[section][key] == value:
+            continue
+        elif owners := owners_of(key):
+            raise UserError(f"{section}.{key}={value!r} does not apply to {owner}; it applies to {', '.join(owners)}")
+        else:
+            raise UserError(f"unknown config key '{section}.{key}'")
+    try:
+        return options.model_validate(kept)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise UserError(f"bad value for '{section}.{key}': {first['msg']} (got {first.get('input')!r})") from None
 
 
 class TrainConfig(_Section):

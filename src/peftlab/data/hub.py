@@ -2,10 +2,12 @@
 
 ::
 
-    load_source_split(data_config, split) -> list[dict]   # records keyed as the task reads them
+    load_source_split(data_config, split, required, loader=None) -> list[dict]   # records as the task reads them
     load_rows(source, split) -> datasets.Dataset
+    NamedLoader(name, hub_id, licence, columns, convert, splits={}, subset=None)
 
-``data.loader`` names one of the studies' datasets (:mod:`peftlab.data.loaders`), whose schema it converts;
+``data.loader`` names one of the studies' datasets: a :class:`NamedLoader`, declared by the task whose
+records it makes (``Task.loaders``; the registry is :func:`peftlab.tasks.get_loader`), converts its schema;
 ``data.source`` then defaults to its hub id and may be a local copy in that schema.
 
 ``data.source`` is a local ``.json``/``.jsonl``/``.parquet``/``.csv`` file (its one split is ``train``), a
@@ -20,12 +22,32 @@ apply afterwards, as for ``data.dir``.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from peftlab.errors import UserError, first_line
 
 BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 """File suffix -> the ``datasets`` builder that reads it."""
+
+
+@dataclass(frozen=True)
+class NamedLoader:
+    """One of the studies' datasets by name (``data.loader``): where it is and how a row of its published
+    schema becomes a record of the task that declares it (``Task.loaders``)."""
+
+    name: str
+    hub_id: str
+    licence: str
+    columns: tuple[str, ...]
+    """Source columns the loader reads (checked before any row is converted)."""
+    convert: Callable[[dict, int], dict | None]
+    """One source row (and its index) -> a record, or None to leave the row out."""
+    splits: dict[str, str] = field(default_factory=dict)
+    """peftlab split -> source split (datasets' syntax), where it is not the same name."""
+    subset: str | None = None
+    """The hub dataset's default configuration (``data.subset`` overrides it)."""
 
 
 def _load_arguments(source: str) -> dict:
@@ -66,15 +88,17 @@ def load_rows(source: str, split: str, subset: str | None = None):
         raise UserError(f"data.source {source}: cannot load it (offline, or no such dataset?): {first_line(error)}") from None
 
 
-def load_source_split(data_config, split: str, required: dict[str, type]) -> list[dict]:
+def load_source_split(data_config, split: str, required: dict[str, type],
+                      loader: NamedLoader | None = None) -> list[dict]:
     """The records of peftlab split ``split`` (train, validation or test) from ``data.source``, each with
-    the ``required`` keys (of those types) taken from their mapped columns; other columns are kept.
+    the ``required`` keys (of those types) taken from their mapped columns; other columns are kept. With
+    ``loader`` (the task's loader that ``data.loader`` names), its schema converted instead.
 
     Raises:
         UserError: no ``datasets`` package, an unreadable source, a missing split or column, a wrong type.
     """
-    if data_config.loader is not None:
-        return _named(data_config, split)
+    if loader is not None:
+        return _named(loader, data_config, split)
     source = data_config.source
     rows = load_rows(source, data_config.splits.get(split, split), data_config.subset)
     names = list(rows.column_names)
@@ -96,11 +120,21 @@ def load_source_split(data_config, split: str, required: dict[str, type]) -> lis
     return records
 
 
-def _named(data_config, split: str) -> list[dict]:
-    from peftlab.data.loaders import get_loader, loader_records
-
-    loader = get_loader(data_config.loader)
+def _named(loader: NamedLoader, data_config, split: str) -> list[dict]:
     source = data_config.source or loader.hub_id
     split_name = data_config.splits.get(split) or loader.splits.get(split, split)
     rows = load_rows(source, split_name, data_config.subset or loader.subset)
     return loader_records(loader, rows, source)
+
+
+def loader_records(loader: NamedLoader, rows, source: str) -> list[dict]:
+    """The records of ``rows`` (a ``datasets.Dataset`` in the loader's schema).
+
+    Raises:
+        UserError: a column of the schema is missing (the source is not in this loader's schema).
+    """
+    missing = [column for column in loader.columns if column not in rows.column_names]
+    if missing:
+        raise UserError(f"data.source {source} is not in the {loader.name} schema: no column "
+                        f"{', '.join(missing)} (columns: {', '.join(rows.column_names)})")
+    return [record for index, row in enumerate(rows) if (record := loader.convert(row, index)) is not None]

@@ -1,11 +1,12 @@
 """The interface every method implements.
 
-A training method (:class:`AdaptationMethod`) decides three things: how the base model is loaded
+A method declares the ``method.*`` options it takes as a pydantic model (``Options``); an instance reads them
+as ``self.options``. A training method (:class:`AdaptationMethod`) decides how the base model is loaded
 (``quantization_config``: QLoRA loads it in 4 or 8 bits), how it is wrapped for training (``apply``), and
-what it should train with by default (``default_learning_rate``). Saving and loading of trained weights
-goes through ``save``/``load``, which default to PEFT's adapter format. A prompting baseline
-(:class:`PromptingBaseline`) trains nothing and builds prompts instead. Both declare the ``method.*``
-options they read.
+what it should train with by default (``default_learning_rate``); where it needs more of the training loop,
+it can bring its own optimiser (``optimizer``: LoRA+) and callbacks (``callbacks``: AdaLoRA's rank
+budget). Saving and loading of trained weights goes through ``save``/``load``, which default to PEFT's
+adapter format. A prompting baseline (:class:`PromptingBaseline`) trains nothing and builds prompts instead.
 """
 
 from __future__ import annotations
@@ -14,22 +15,29 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
-from peftlab.config import MethodConfig
+from peftlab.config import MethodConfig, OwnedOptions, check_owned_options
+
+
+class NoOptions(OwnedOptions):
+    """A method that takes no ``method.*`` options."""
 
 
 class Method(ABC):
-    """What every way of adapting a model declares: its name, whether it trains, and which ``method.*``
-    options it reads (any other option set away from its default is a one-line error)."""
+    """What every way of adapting a model declares: its name, whether it trains, and the ``method.*``
+    options it takes (``Options``; any other option is a one-line error)."""
 
     name: ClassVar[str]
     trains: ClassVar[bool]
-    options: ClassVar[tuple[str, ...]] = ()
-    """The ``MethodConfig`` fields this method reads."""
+    Options: ClassVar[type[OwnedOptions]] = NoOptions
+    """The ``method.*`` options this method takes: typed fields with defaults and docstrings."""
     source: ClassVar[str] = ""
     """Where the default hyper-parameters come from (shown in docs/methods.md)."""
 
-    def __init__(self, config: MethodConfig):
+    def __init__(self, config: MethodConfig, options: OwnedOptions | None = None):
+        """``options``: already checked (``peftlab.methods.get_method``); else they are read from ``config``."""
         self.config = config
+        self.options = options if options is not None else check_owned_options(
+            "method", config.options(), self.Options, self.name, lambda key: ())
 
     def validate(self) -> None:
         """Raise :class:`~peftlab.errors.UserError` for option values this method cannot honour."""
@@ -57,6 +65,16 @@ class AdaptationMethod(Method):
     @abstractmethod
     def apply(self, model):
         """Wrap ``model`` for training and return it; only the method's parameters require grad."""
+
+    def optimizer(self, model, args):
+        """The optimiser to train ``model`` with under the Trainer's ``args`` (``TrainingArguments``), or None
+        for the Trainer's own (AdamW over the trainable parameters). The Trainer still builds the schedule."""
+        return None
+
+    def callbacks(self) -> list:
+        """``TrainerCallback`` objects the method needs while training (e.g. a step after each optimiser
+        step); they receive the model and the Trainer's state (``state.max_steps``: the run's length)."""
+        return []
 
     def save(self, model, directory: Path) -> None:
         model.save_pretrained(directory)

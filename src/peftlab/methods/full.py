@@ -10,7 +10,7 @@ from peftlab.methods.base import AdaptationMethod
 class FullFineTuning(AdaptationMethod):
     name = "full"
     replaces_base_model = True
-    options = ()  # every weight trains: no target modules, no rank
+    # no Options: every weight trains, so there are no target modules and no rank
     default_learning_rate = 5e-5
     source = "lr 5e-5 for full fine-tuning as in Weyssow et al. 2023 and Storhaug & Li 2024"
 

@@ -4,13 +4,13 @@ input of the feed-forward output projection; nothing else trains."""
 from __future__ import annotations
 
 from peftlab.methods.base import AdaptationMethod
-from peftlab.methods.targets import resolve_target_modules, uses_conv1d
+from peftlab.methods.targets import TargetModules, resolve_target_modules, uses_conv1d
 
 
 class IA3(AdaptationMethod):
     peft_type = "IA3"
     name = "ia3"
-    options = ("target_modules",)
+    Options = TargetModules
     default_learning_rate = 3e-4
     source = "lr 3e-4 as for LoRA in Weyssow et al. 2023; targets k, v and the FF output as in Liu et al. 2022"
 
@@ -20,7 +20,7 @@ class IA3(AdaptationMethod):
         from peft import IA3Config, TaskType
 
         feedforward = resolve_target_modules(model, "feedforward_out")
-        targets = self.config.target_modules or resolve_target_modules(model, "key_value") + feedforward
+        targets = self.options.target_modules or resolve_target_modules(model, "key_value") + feedforward
         targets = list(dict.fromkeys(targets))
         return IA3Config(
             task_type=TaskType.CAUSAL_LM,

@@ -5,13 +5,23 @@ from a smaller embedding, which trains more stably but has many more parameters.
 
 from __future__ import annotations
 
+from pydantic import Field
+
+from peftlab.config import OwnedOptions
 from peftlab.methods.base import AdaptationMethod
+
+
+class PrefixTuningOptions(OwnedOptions):
+    num_virtual_tokens: int = Field(20, ge=1)
+    """Number of virtual tokens (prefix positions per layer)."""
+    prefix_projection: bool = False
+    """Reparameterise the prefix through a two-layer MLP."""
 
 
 class PrefixTuning(AdaptationMethod):
     peft_type = "PREFIX_TUNING"
     name = "prefix-tuning"
-    options = ("num_virtual_tokens", "prefix_projection")
+    Options = PrefixTuningOptions
     default_learning_rate = 3e-2
     trains_packed = False  # PEFT prepends virtual tokens and drops position_ids (peftlab.data.packing)
     source = "20 virtual tokens, lr 3e-2 as in Weyssow et al. 2023; projection off by default (our choice)"
@@ -21,8 +31,8 @@ class PrefixTuning(AdaptationMethod):
 
         return PrefixTuningConfig(
             task_type=TaskType.CAUSAL_LM,
-            num_virtual_tokens=self.config.num_virtual_tokens,
-            prefix_projection=self.config.prefix_projection,
+            num_virtual_tokens=self.options.num_virtual_tokens,
+            prefix_projection=self.options.prefix_projection,
             encoder_hidden_size=model.config.hidden_size,
         )
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
+from typing import Literal
 
 from peftlab.errors import UserError
-from peftlab.methods.lora import LoRA
+from peftlab.methods.lora import LoRA, LoRAOptions
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,10 @@ class _QLoRA(LoRA):
         import torch
         from transformers import BitsAndBytesConfig
 
-        if self.config.compute_dtype != "float32" and not torch.cuda.is_available():
+        compute_dtype = getattr(self.options, "compute_dtype", "float32")
+        if compute_dtype != "float32" and not torch.cuda.is_available():
             log.warning("compute_dtype=%s on a CPU: half-precision matmuls are very slow here; float32 is faster",
-                        self.config.compute_dtype)
+                        compute_dtype)
 
         if self.bits == 8:
             return BitsAndBytesConfig(load_in_8bit=True)
@@ -89,7 +91,7 @@ class _QLoRA(LoRA):
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=getattr(torch, self.config.compute_dtype),
+            bnb_4bit_compute_dtype=getattr(torch, compute_dtype),
         )
 
     def apply(self, model):
@@ -102,10 +104,15 @@ class _QLoRA(LoRA):
         return super().load(_prepare_quantized(base_model), directory)
 
 
+class QLoRA4bitOptions(LoRAOptions):
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Dtype of the de-quantised matmuls (float32 on CPUs, where bf16 matmuls are ~500x slower)."""
+
+
 class QLoRA4bit(_QLoRA):
     name = "qlora-4bit"
     bits = 4
-    options = (*LoRA.options, "compute_dtype")
+    Options = QLoRA4bitOptions
     source = "NF4 + double quantisation (Dettmers et al. 2023); LoRA r/alpha and lr 3e-4 as for LoRA (Weyssow et al.)"
 
 

@@ -18,11 +18,28 @@ from __future__ import annotations
 import logging
 import re
 
+from pydantic import field_validator
+
+from peftlab.config import OwnedOptions
 from peftlab.errors import UserError
 
 log = logging.getLogger(__name__)
 
 ROLES = ("attention", "key_value", "feedforward_out")
+
+
+class TargetModules(OwnedOptions):
+    """The option of every method that adapts chosen modules (LoRA and its kin, (IA)^3)."""
+
+    target_modules: list[str] | None = None
+    """Module names to adapt; ``None`` resolves them from the model's architecture."""
+
+    @field_validator("target_modules")
+    @classmethod
+    def _not_empty(cls, value):
+        if value is not None and not value:
+            raise ValueError("an empty list; name at least one module or use null (automatic)")
+        return value
 
 _LLAMA_LIKE = {
     "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],

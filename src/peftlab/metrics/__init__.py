@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from peftlab.errors import UserError
 from peftlab.metrics.codebleu_score import codebleu_item, codebleu_metric
 from peftlab.metrics.exact_match import exact_match_metric
 
@@ -31,13 +30,6 @@ LANGUAGE_AWARE = {"codebleu"}
 
 def _options(name: str, lang: str) -> dict:
     return {"lang": lang} if name in LANGUAGE_AWARE else {}
-
-
-def get_metric(name: str) -> MetricFn:
-    """Raises: UserError for an unknown metric name."""
-    if name not in METRICS:
-        raise UserError(f"unknown metric '{name}'; known: {', '.join(sorted(METRICS))}")
-    return METRICS[name]
 
 
 def match_scores(predictions: list[dict], lang: str = "python") -> tuple[dict[str, float], list[dict]]:

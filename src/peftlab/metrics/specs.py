@@ -4,9 +4,12 @@ from the runs' own ``metrics.json`` instead of a list of names kept in the repor
 A :class:`MetricSpec` says how a metric is titled and ordered, whether higher is better, how per-item
 scores aggregate to the corpus value (``mean``, or ``corpus``: recomputed from per-item statistics, as
 CodeBLEU), and whether the report may bootstrap it per item and run paired tests on it. A task's evaluate
-writes ``metric_specs`` (:func:`describe` of the keys it reports) into ``metrics.json``.
+writes ``metric_specs`` (:func:`describe` of the keys it reports) into ``metrics.json``; the report reads
+them from there.
 
-Add a metric family with one entry in :data:`FAMILIES` (and its scoring function in its own module).
+:data:`FAMILIES` holds the families any task may report (EM, CodeBLEU, pass@k). A family of one task's own
+(testgen's coverage, repair's plausible@k) is declared by that task (``Task.metric_families``, built with
+:func:`at_k`, :func:`exactly` or :func:`best_and_mean`) and passed to :func:`describe`.
 """
 
 from __future__ import annotations
@@ -30,20 +33,20 @@ class MetricSpec:
     """The report runs paired tests between methods on it."""
 
 
-def _at_k(family: str, title: str, position: int):
+def at_k(family: str, title: str, position: int):
     def build(key: str) -> MetricSpec | None:
         name, _, k = key.partition("@")
         return MetricSpec(key, f"{title}@{k}", (position, int(k))) if name == family and k.isdigit() else None
     return build
 
 
-def _exactly(key: str, **fields):
+def exactly(key: str, **fields):
     def build(candidate: str) -> MetricSpec | None:
         return MetricSpec(key, **fields) if candidate == key else None
     return build
 
 
-def _best_and_mean(family: str, title: str, position: int):
+def best_and_mean(family: str, title: str, position: int):
     """``<family>_best`` (the best of a problem's k candidates) and ``<family>_mean`` (their mean)."""
     def build(key: str) -> MetricSpec | None:
         for sub, (suffix, label) in enumerate((("_best", "best"), ("_mean", "mean"))):
@@ -53,36 +56,28 @@ def _best_and_mean(family: str, title: str, position: int):
     return build
 
 
+# Column positions are one order across tasks: the generic families first (0-2), then the tasks' own
+# (testgen 3-7, repair 8-10), so that a table mixing tasks keeps a stable order.
 FAMILIES = (
-    _at_k("em", "EM", 0),
-    _exactly("codebleu", title="CodeBLEU (corpus)", column=(1, 0), aggregation="corpus"),
+    at_k("em", "EM", 0),
+    exactly("codebleu", title="CodeBLEU (corpus)", column=(1, 0), aggregation="corpus"),
     # The item mean of per-item CodeBLEU: descriptive only, it ranks short outputs too high (docs/metrics.md).
-    _exactly("codebleu_item", title="CodeBLEU (item mean)", column=(1, 1), paired_test=False),
-    _at_k("pass", "pass", 2),
-    # Generated tests (task testgen, peftlab.execution.testgen): each per candidate, best and mean of k.
-    _best_and_mean("test_valid", "valid", 3),
-    _best_and_mean("test_pass", "pass", 4),
-    _best_and_mean("line_cov", "line cov.", 5),
-    _best_and_mean("branch_cov", "branch cov.", 6),
-    _best_and_mean("mutation", "mutation score", 7),
-    # Program repair (task repair): among the top k candidates, one passes every test / equals the known fix
-    # / compiles.
-    _at_k("plausible", "plausible", 8),
-    _at_k("exact_fix", "exact fix", 9),
-    _at_k("compiles", "compiles", 10),
+    exactly("codebleu_item", title="CodeBLEU (item mean)", column=(1, 1), paired_test=False),
+    at_k("pass", "pass", 2),
 )
 
 
-def spec(key: str) -> MetricSpec | None:
-    """The built-in declaration of ``key``, or None for keys that are not table metrics (timings, counts)."""
-    return next((found for build in FAMILIES if (found := build(key)) is not None), None)
+def spec(key: str, families=()) -> MetricSpec | None:
+    """The declaration of ``key`` among the generic families and ``families``, or None for keys that are not
+    table metrics (timings, counts)."""
+    return next((found for build in (*FAMILIES, *families) if (found := build(key)) is not None), None)
 
 
-def describe(keys) -> dict[str, dict]:
+def describe(keys, families=()) -> dict[str, dict]:
     """``metric_specs`` for ``metrics.json``: the declaration of every table metric among ``keys``
-    (CodeBLEU brings its item-mean column along), in column order."""
+    (CodeBLEU brings its item-mean column along), in column order; ``families`` are a task's own."""
     keys = set(keys)
     if "codebleu" in keys:
         keys.add("codebleu_item")
-    found = [s for s in map(spec, keys) if s is not None]
+    found = [s for key in keys if (s := spec(key, families)) is not None]
     return {s.key: asdict(s) for s in sorted(found, key=lambda s: s.column)}

@@ -5,41 +5,41 @@ themselves are :mod:`peftlab.methods.baselines`; the prompt and demonstration fo
 
 Public API::
 
-    PROMPT_STYLES = ("zero-shot", "icl", "rag")
+    ShotSelector = Callable[[list[dict], list[dict], int], list[list[int]]]
+        # (problems, train, shots) -> per problem, the indices of its shots in rank order
+
+    random_shots(seed) -> ShotSelector                                   # ICL
+    similar_shots(query=instruction, retriever="bm25", embedding_model=None) -> ShotSelector   # RAG
 
     build_prompts(
-        method: str,
         problems: list[dict],
         train: list[dict],
+        select: ShotSelector | None,               # None: no shots (the task's own prompt)
         *,
         format_prompt: Callable[[dict], str],      # the task's prompt (Task.prompt)
         format_demo: Callable[[dict], str],        # one demonstration (Task.demonstration)
-        query: Callable[[dict], str] = instruction,  # what RAG compares (Task.retrieval_text)
         assemble: Callable[[list[dict], dict], str] | None = None,  # shots (prompt order) + problem -> prompt
         shots: int = 3,
-        seed: int = 42,
         tokenizer=None,
         max_prompt_tokens: int | None = None,
-        retriever: str | Retriever = "bm25",
-        embedding_model: str | Path | None = None,
     ) -> tuple[list[str], dict]
 
     prompt_token_budget(context: int | object | None, max_new_tokens: int) -> int | None
 
 Retrievers are in :mod:`peftlab.prompting.retrieval`.
 
-Methods:
+Shot selection (the baselines in :mod:`peftlab.methods.baselines` each pick one):
 
-- ``zero-shot``: the task's own prompt, ``format_prompt(problem)``; ``train`` and ``shots`` are ignored.
-- ``icl``: ``shots`` training examples drawn at random *per problem*, without replacement, from a generator
-  seeded by ``(seed, problem index)``. The same seed gives the same shots on every run and machine, and a
-  problem keeps its shots when ``data.test_size`` changes (its index does not move); a different seed gives
-  different shots.
-- ``rag``: the ``shots`` training examples whose ``query`` text (the instruction, by default) is most
-  similar to the problem's, by BM25 (``bm25s``; lower-cased word tokens, English stop words removed) or by
-  the cosine similarity of mean-pooled embeddings from a local sentence-embedding model directory
-  (``retriever="dense"``). Ties are broken by training order. Shots are retrieved even when nothing
-  overlaps (score 0).
+- no selector (zero-shot): the task's own prompt, ``format_prompt(problem)``; ``train`` and ``shots`` unused.
+- :func:`random_shots` (ICL): ``shots`` training examples drawn at random *per problem*, without
+  replacement, from a generator seeded by ``(seed, problem index)``. The same seed gives the same shots on
+  every run and machine, and a problem keeps its shots when ``data.test_size`` changes (its index does not
+  move); a different seed gives different shots.
+- :func:`similar_shots` (RAG): the ``shots`` training examples whose ``query`` text (the instruction, by
+  default) is most similar to the problem's, by BM25 (``bm25s``; lower-cased word tokens, English stop
+  words removed) or by the cosine similarity of mean-pooled embeddings from a local sentence-embedding
+  model directory (``retriever="dense"``). Ties are broken by training order. Shots are retrieved even
+  when nothing overlaps (score 0).
 
 Prompt layout: demonstrations, then the test prompt. Each demonstration is ``format_demo(example)``.
 ``assemble(shots, problem)`` replaces that layout (the chat format renders the shots as prior turns,
@@ -68,7 +68,8 @@ from peftlab.prompting.retrieval import Retriever, make_retriever
 
 log = logging.getLogger(__name__)
 
-PROMPT_STYLES = ("zero-shot", "icl", "rag")
+ShotSelector = Callable[[list[dict], list[dict], int], list[list[int]]]
+"""(problems, training examples, shots) -> for each problem, the indices of its shots in rank order."""
 
 
 def instruction(problem: dict) -> str:
@@ -140,111 +141,125 @@ def _fit_shots(
 # --------------------------------------------------------------------------------------------------- prompts
 
 
-def _icl_shots(train_size: int, shots: int, seed: int, index: int) -> list[int]:
-    # A string seed is hashed with SHA-512 by `random`, so the draw is the same on every run and platform.
-    return random.Random(f"icl:{seed}:{index}").sample(range(train_size), shots)
+def random_shots(seed: int) -> ShotSelector:
+    """ICL: ``shots`` examples drawn per problem from a generator seeded by ``(seed, problem index)``."""
+
+    def select(problems: list[dict], train: list[dict], shots: int) -> list[list[int]]:
+        # A string seed is hashed with SHA-512 by `random`, so the draw is the same on every run and platform.
+        return [random.Random(f"icl:{seed}:{index}").sample(range(len(train)), shots) for index in range(len(problems))]
+
+    return select
+
+
+def similar_shots(query: Callable[[dict], str] = instruction, retriever: str | Retriever = "bm25",
+                  embedding_model: str | Path | None = None) -> ShotSelector:
+    """RAG: the ``shots`` examples whose ``query`` text is most similar to the problem's, most similar first.
+    ``retriever``: ``"bm25"``, ``"dense"`` (with a local ``embedding_model`` directory) or a ready
+    :class:`Retriever` over the training examples' query texts."""
+
+    def select(problems: list[dict], train: list[dict], shots: int) -> list[list[int]]:
+        if shots == 0:
+            return [[] for _ in problems]
+        found = retriever
+        if isinstance(found, str):
+            found = make_retriever(found, [query(example) for example in train], embedding_model)
+        return found.top_k_many([query(problem) for problem in problems], shots)
+
+    return select
+
+
+class _Demonstrations:
+    """Demonstration texts and their token counts, each computed once per run."""
+
+    def __init__(self, train: list[dict], format_demo: Callable[[dict], str], tokenizer):
+        self.train, self.format_demo, self.tokenizer = train, format_demo, tokenizer
+        self._texts: dict[int, str] = {}
+        self._lengths: dict[int, int] = {}
+
+    def text(self, index: int) -> str:
+        if index not in self._texts:
+            self._texts[index] = self.format_demo(self.train[index])
+        return self._texts[index]
+
+    def length(self, index: int) -> int:
+        if index not in self._lengths:
+            self._lengths[index] = len(self.tokenizer(self.text(index), add_special_tokens=False, verbose=False)["input_ids"])
+        return self._lengths[index]
+
+
+def _warn_about_budget(dropped: list[int], over_budget: int, max_prompt_tokens: int | None) -> None:
+    total, with_drops = sum(dropped), sum(1 for count in dropped if count)
+    if total:
+        log.warning("dropped %d shot%s in %d of %d prompts to fit the %d-token prompt budget",
+                    total, "" if total == 1 else "s", with_drops, len(dropped), max_prompt_tokens)
+    if over_budget:
+        log.warning("%d of %d prompts are longer than the %d-token prompt budget even without shots",
+                    over_budget, len(dropped), max_prompt_tokens)
 
 
 def build_prompts(
-    method: str,
     problems: list[dict],
     train: list[dict],
+    select: ShotSelector | None,
     *,
     format_prompt: Callable[[dict], str],
     format_demo: Callable[[dict], str],
-    query: Callable[[dict], str] = instruction,
     assemble: Callable[[list[dict], dict], str] | None = None,
     shots: int = 3,
-    seed: int = 42,
     tokenizer=None,
     max_prompt_tokens: int | None = None,
-    retriever: str | Retriever = "bm25",
-    embedding_model: str | Path | None = None,
 ) -> tuple[list[str], dict]:
     """One prompt per problem for a prompting baseline, and statistics about the shots used.
 
     Args:
-        method: one of :data:`PROMPT_STYLES`.
         problems: test problems (dicts with ``instruction``; ``format_prompt`` may need more).
         train: the training split, the pool of demonstrations (dicts with ``id``, ``instruction``,
-            ``reference``); unused by ``zero-shot``.
-        shots: demonstrations per prompt (``method.shots``); unused by ``zero-shot``.
-        seed: ICL sampling seed (``train.seed``).
+            ``reference``); unused without ``select``.
+        select: how shots are chosen (:func:`random_shots`, :func:`similar_shots`); None for no shots.
+        shots: demonstrations per prompt (``method.shots``); unused without ``select``.
         format_prompt: the task's prompt for a problem (``task.prompt``).
         format_demo: the text of one demonstration (``task.demonstration``).
-        query: the text RAG compares between problems and training examples (``task.retrieval_text``).
         assemble: the prompt from the shots (training examples, in prompt order: farthest first) and the
             problem; None joins ``format_demo`` of each shot, then ``format_prompt(problem)``.
         tokenizer, max_prompt_tokens: when both are given, shots that would push a prompt past
             ``max_prompt_tokens`` tokens are dropped, lowest-ranked first.
-        retriever: ``"bm25"``, ``"dense"`` or a ready :class:`Retriever` over ``train``'s instructions (RAG).
-        embedding_model: local model directory for ``retriever="dense"``.
 
     Returns:
-        ``(prompts, stats)``; ``stats`` holds ``method``, ``shots_requested``, ``shots_used`` (per problem),
+        ``(prompts, stats)``; ``stats`` holds ``shots_requested``, ``shots_used`` (per problem),
         ``shots_used_mean``, ``dropped_per_problem``, ``dropped_shots`` (total), ``prompts_with_drops``,
         ``prompts_over_budget`` (too long even with no shots), ``prompt_tokens`` (per problem, or ``None``
         without a tokenizer and budget) and ``retrieved_ids`` (ids of the shots used per problem, rank 1
         first: nearest the test prompt, the most similar for RAG).
 
     Raises:
-        UserError: the method or retriever is unknown, ``shots`` exceeds the training split, or the dense
-            retriever has no usable local ``embedding_model``.
+        UserError: ``shots`` is negative or exceeds the training split, or the dense retriever has no
+            usable local ``embedding_model``.
     """
-    if method not in PROMPT_STYLES:
-        raise UserError(f"unknown prompting method '{method}'; known: {', '.join(PROMPT_STYLES)}")
     if shots < 0:
         raise UserError(f"method.shots must be >= 0, got {shots}")
-    if method == "zero-shot":
+    if select is None:
         shots = 0
     if shots > len(train):
         raise UserError(f"method.shots={shots} but the training split has only {len(train)} examples")
     if max_prompt_tokens is not None and tokenizer is None:
         raise ValueError("max_prompt_tokens needs a tokenizer to count tokens")
-
-    if method == "icl":
-        ranked = [_icl_shots(len(train), shots, seed, index) for index in range(len(problems))]
-    elif method == "rag" and shots > 0:
-        if isinstance(retriever, str):
-            retriever = make_retriever(retriever, [query(example) for example in train], embedding_model)
-        ranked = retriever.top_k_many([query(problem) for problem in problems], shots)
-    else:
-        ranked = [[] for _ in problems]
-
-    budgeted = tokenizer is not None and max_prompt_tokens is not None
-    demo_cache: dict[int, str] = {}
-    length_cache: dict[int, int] = {}
-
-    def demo(index: int) -> str:
-        if index not in demo_cache:
-            demo_cache[index] = format_demo(train[index])
-        return demo_cache[index]
-
-    def demo_length(index: int) -> int:
-        if index not in length_cache:
-            length_cache[index] = len(tokenizer(demo(index), add_special_tokens=False, verbose=False)["input_ids"])
-        return length_cache[index]
+    ranked = select(problems, train, shots) if select is not None else [[] for _ in problems]
+    demos = _Demonstrations(train, format_demo, tokenizer)
 
     def joined(shot_indices: list[int], problem: dict, n: int) -> str:
         # Shots are ranked (rank 1 nearest the test prompt), so the n best go in reversed, farthest first.
         if assemble is None:
-            return "".join(demo(index) for index in reversed(shot_indices[:n])) + format_prompt(problem)
+            return "".join(demos.text(index) for index in reversed(shot_indices[:n])) + format_prompt(problem)
         return assemble([train[index] for index in reversed(shot_indices[:n])], problem)
 
-    prompts: list[str] = []
-    used_counts: list[int] = []
-    dropped: list[int] = []
-    prompt_tokens: list[int] = []
-    over_budget = 0
-    retrieved_ids: list[list] = []
+    budgeted = tokenizer is not None and max_prompt_tokens is not None
+    prompts, used_counts, dropped, prompt_tokens, retrieved_ids, over_budget = [], [], [], [], [], 0
     for problem, shot_indices in zip(problems, ranked, strict=True):
         used = len(shot_indices)
         if budgeted:
             used, length = _fit_shots(
-                tokenizer,
-                functools.partial(joined, shot_indices, problem),
-                max_prompt_tokens,
-                [demo_length(index) for index in shot_indices],
+                tokenizer, functools.partial(joined, shot_indices, problem), max_prompt_tokens,
+                [demos.length(index) for index in shot_indices],
                 _count_tokens(tokenizer, joined(shot_indices, problem, 0)),
             )
             prompt_tokens.append(length)
@@ -253,33 +268,14 @@ def build_prompts(
         used_counts.append(used)
         dropped.append(len(shot_indices) - used)
         retrieved_ids.append([train[index].get("id", index) for index in shot_indices[:used]])
-
-    total_dropped = sum(dropped)
-    with_drops = sum(1 for count in dropped if count)
-    if total_dropped:
-        log.warning(
-            "dropped %d shot%s in %d of %d prompts to fit the %d-token prompt budget",
-            total_dropped,
-            "" if total_dropped == 1 else "s",
-            with_drops,
-            len(problems),
-            max_prompt_tokens,
-        )
-    if over_budget:
-        log.warning(
-            "%d of %d prompts are longer than the %d-token prompt budget even without shots",
-            over_budget,
-            len(problems),
-            max_prompt_tokens,
-        )
+    _warn_about_budget(dropped, over_budget, max_prompt_tokens)
     stats = {
-        "method": method,
         "shots_requested": shots,
         "shots_used": used_counts,
         "shots_used_mean": sum(used_counts) / len(used_counts) if used_counts else 0.0,
         "dropped_per_problem": dropped,
-        "dropped_shots": total_dropped,
-        "prompts_with_drops": with_drops,
+        "dropped_shots": sum(dropped),
+        "prompts_with_drops": sum(1 for count in dropped if count),
         "prompts_over_budget": over_budget,
         "prompt_tokens": prompt_tokens if budgeted else None,
         "retrieved_ids": retrieved_ids,

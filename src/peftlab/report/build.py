@@ -3,7 +3,7 @@
 Output layout (``OUT`` defaults to ``RUNS_DIR/report``)::
 
     OUT/report.md                 all tables, the significance table, item-mean vs corpus flags, figure
-                                  links, skipped runs
+                                  links, the memory-vs-score Pareto fronts, skipped runs
     OUT/report.html               the same, self-contained (figures embedded as data URIs)
     OUT/significance.{md,csv}     each method vs the best method of its model, per task and metric (the
                                   Markdown also carries the item-mean vs corpus flags)
@@ -24,10 +24,11 @@ from pathlib import Path
 
 from peftlab.errors import UserError
 from peftlab.report.collect import Collection, collect_runs, group_runs
-from peftlab.report.figures import FigureFile, group_figures
+from peftlab.report.figures import PARETO_SUFFIX, FigureFile, group_figures
 from peftlab.report.forgetting import forgetting, forgetting_markdown
 from peftlab.report.html import render_html
 from peftlab.report.pairs import pairs_json, pairs_markdown
+from peftlab.report.pareto import front_markdown
 from peftlab.report.stats import GroupStats, group_stats
 from peftlab.report.tables import (
     SIGNIFICANCE_NOTE, VALUES_NOTE, disagreement_markdown, latex_table, markdown_table, results_csv,
@@ -55,8 +56,14 @@ def _markdown(collection: Collection, groups: list[GroupStats], figures: dict[st
     ]
     for stats in groups:
         lines += [f"## {stats.group.title}", "", markdown_table(stats)]
+        front = front_markdown(stats)  # listed under the Pareto figure (after the figures when there is none)
         for figure in figures.get(stats.group.slug, []):
             lines += [f"![{figure.title}]({figure.path})", "", f"*{figure.caption}*", ""]
+            if figure.path.endswith(PARETO_SUFFIX) and front:
+                lines.append(front)
+                front = ""
+        if front:
+            lines += [front]
     changes = forgetting(groups)
     if changes:
         lines += ["## Forgetting", "", forgetting_markdown(changes)]

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from peftlab.errors import UserError
+from peftlab.tasks import task_class
 
 MAX_DEPTH = 6
 """How deep below ``RUNS_DIR`` plain run directories are looked for."""
@@ -234,6 +235,17 @@ def _label_text(entry: dict) -> str:
     )
 
 
+def _dataset(flat: dict) -> str:
+    """The dataset a run is scored on: what its task's test-set options name, where one is set (repair's
+    bugs: humaneval, quixbugs, a file; ``Task.test_set_options``), else ``data.dir``."""
+    try:
+        options = task_class(str(flat.get("task") or "?")).test_set_options
+    except (UserError, ValueError):  # a task module that is not importable here
+        options = ()
+    chosen = next((flat[f"data.{option}"] for option in options if flat.get(f"data.{option}")), None)
+    return str(chosen or flat.get("data.dir", ""))
+
+
 def _load(directory: Path) -> dict:
     """Labels, status and (when finished) metrics and items of one run or cell directory."""
     config = {}
@@ -250,8 +262,7 @@ def _load(directory: Path) -> dict:
         "method": str(flat.get("method.name", "?")),
         "task": str(flat.get("task", "?")),
         "seed": flat.get("train.seed"),
-        # a repair test set named by data.bugs (humaneval, quixbugs, a file) is the dataset, not data.dir
-        "dataset": str(flat.get("data.bugs") or flat.get("data.dir", "")),
+        "dataset": _dataset(flat),
         "config": flat,
         "sweep": None,
         "status": "done",

@@ -9,7 +9,7 @@ a matching data-flow edge (a third of them, for a method with one such item in t
 - :func:`run_matrix`: one run's per-item statistics, from ``scored.jsonl``'s ``codebleu_stats`` or, for
   runs written before those were stored, recomputed from the stored top candidate and reference;
 - :func:`corpus_ci`: percentile bootstrap of corpus CodeBLEU on the same resampled items as
-  :func:`~peftlab.report.stats.bootstrap_ci`;
+  :func:`~peftlab.report.stats.bootstrap_ci` (both draw them from :mod:`peftlab.report.resampling`);
 - :func:`corpus_paired_test`: two-sided paired permutation test on the corpus statistic: on each item the
   two methods' outputs swap places with probability 1/2 (exact enumeration up to ``EXACT_LIMIT`` items
   that differ, else ``PERMUTATIONS`` seeded random swaps);
@@ -25,14 +25,13 @@ from functools import lru_cache
 import numpy as np
 
 from peftlab.metrics.codebleu_stats import COLUMN, FIELDS, VERSION, as_matrix, corpus_scores, item_statistics
+from peftlab.report.resampling import EXACT_LIMIT, LEVEL, PERMUTATIONS, RESAMPLES, SEED, Estimate, resample_indices
 
 CORPUS_METRICS = ("codebleu",)
 """Main metrics whose table value, interval and test are corpus-level, recomputed from item statistics."""
 COMPONENTS = ("codebleu", "codebleu_ngram", "codebleu_weighted_ngram", "codebleu_syntax", "codebleu_dataflow")
 TIE = 1e-9
 """Differences below this count as ties when comparing rankings."""
-# The bootstrap and permutation settings (SEED, RESAMPLES, ...) live in peftlab.report.stats, which imports
-# this module; the functions below import them when called.
 
 
 def _stored(item: dict) -> dict | None:
@@ -78,9 +77,7 @@ def _weighted_sums(weights: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=4)
 def _resample_counts(n: int, resamples: int) -> np.ndarray:
     """How often each item is drawn in each resample, for the same draws as ``bootstrap_ci``."""
-    from peftlab.report.stats import _resample_indices
-
-    indices = _resample_indices(n, resamples)
+    indices = resample_indices(n, resamples)
     counts = np.zeros((resamples, n))
     np.add.at(counts, (np.arange(resamples)[:, None], indices), 1.0)
     return counts
@@ -93,8 +90,6 @@ def corpus_ci(matrix: np.ndarray, resamples: int | None = None, level: float | N
     Raises:
         ValueError: ``matrix`` has no item.
     """
-    from peftlab.report.stats import LEVEL, RESAMPLES, Estimate
-
     resamples, level = resamples or RESAMPLES, level or LEVEL
     matrix = np.asarray(matrix, dtype=float)
     if matrix.shape[0] == 0:
@@ -115,8 +110,6 @@ def corpus_paired_test(a: np.ndarray, b: np.ndarray, metric: str = "codebleu") -
     Raises:
         ValueError: the two matrices differ in shape or are empty.
     """
-    from peftlab.report.stats import EXACT_LIMIT, PERMUTATIONS, SEED
-
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.shape[0] == 0:
         raise ValueError("paired test needs two equally long, non-empty statistics matrices")

@@ -2,7 +2,8 @@
 
 Per table group: effectiveness against trainable parameters (log x; prompting baselines, which train no
 parameters, sit in a shaded strip one decade left of the smallest trained method), effectiveness against
-peak training memory (trained methods only: prompting baselines record none), EM@k over k, training and
+peak training memory (trained methods only: prompting baselines record none), the memory-vs-score Pareto
+front of the primary metric (:mod:`peftlab.report.pareto`), EM@k over k, training and
 validation loss per step of every trained row (its first seed's ``loss_history.jsonl``), and one figure
 per swept config key (x = the key's value, a line per model × method). Error bars and bands are the 95%
 bootstrap intervals of the tables. CodeBLEU is drawn at corpus level only; the secondary item-mean column
@@ -21,14 +22,17 @@ import matplotlib
 import matplotlib.style
 from matplotlib.figure import Figure  # pyplot-free: savefig renders PNGs with the Agg canvas, whatever the backend
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from peftlab.report.collect import sweep_key
+from peftlab.report.pareto import group_fronts
 from peftlab.report.stats import ITEM_MEAN, GroupStats, RowStats, metric_title
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", ":", "-.")
 DPI = 100
+PARETO_SUFFIX = "-pareto.png"
 
 
 @dataclass
@@ -152,6 +156,67 @@ def effect_vs_memory(stats: GroupStats, out_dir: Path) -> FigureFile | None:
     return FigureFile(name, f"{stats.group.title}: effectiveness vs peak training memory",
                       "Value with 95% bootstrap CI against peak training memory; prompting baselines record no "
                       "training memory and are left out.")
+
+
+def _strip(measured: list[float]) -> tuple[float, float]:
+    """x and half-width of the "no training" strip: left of the smallest measured memory, on a linear axis
+    that does not start at 0 (a strip at 0 MB would squash GB-sized training peaks to the right edge)."""
+    if not measured:
+        return 0.0, 1.0
+    low, high = min(measured), max(measured)
+    half = max(high - low, 0.2 * low, 1.0) * 0.08
+    return low - 3 * half, half
+
+
+def pareto(stats: GroupStats, out_dir: Path) -> FigureFile | None:
+    fronts = [front for front in group_fronts(stats) if front.points]
+    if not fronts:
+        return None
+    colors, markers = _palette(stats)
+    metric = fronts[0].metric
+    title = f"{stats.group.title}: Pareto front, memory vs {metric_title(metric, stats.specs)}"
+    fig, axes = _grid(len(fronts), title)
+    for ax, front in zip(axes, fronts):
+        measured = [point.memory for point in front.points if not point.baseline]
+        strip_x, half = _strip(measured)
+        x = {id(point): strip_x if point.baseline else point.memory for point in front.points}
+        for point in front.points:
+            estimate, at, color = point.row.estimates[metric], x[id(point)], colors[point.row.row.method]
+            ax.errorbar([at], [estimate.value], color="0.75", capsize=2, linestyle="", zorder=1,
+                        yerr=[[estimate.value - estimate.low], [estimate.high - estimate.value]])
+            ax.plot([at], [estimate.value], linestyle="", marker=markers[front.model], zorder=3,
+                    markersize=8 if point.optimal else 6, markerfacecolor=color if point.optimal else "white",
+                    markeredgecolor="black" if point.optimal else color)
+            ax.annotate(point.row.row.label, (at, estimate.value), fontsize=7, xytext=(5, 3),
+                        textcoords="offset points", color="0.2")
+        # The front as a staircase: the best value reachable within each memory budget.
+        best = [(x[id(point)], point.row.estimates[metric].value) for point in front.optimal]
+        right = max(x.values())
+        if best:  # never empty for a non-empty set of points; guarded all the same
+            ax.step([px for px, _ in best] + [right + half], [py for _, py in best] + [best[-1][1]],
+                    where="post", color="black", linewidth=1, alpha=0.6, zorder=2)
+        ax.set_xlim(strip_x - 2 * half, right + 4 * half)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        if any(point.baseline for point in front.points):
+            ax.axvspan(strip_x - half, strip_x + half, color="0.92", zorder=0)
+            # The strip is not a memory value: its tick reads "no training" and the MB ticks start right of it.
+            ticks = [tick for tick in ax.get_xticks() if strip_x + 2 * half < tick <= right + 4 * half]
+            ax.set_xticks([strip_x] + ticks, ["no\ntraining"] + [f"{tick:g}" for tick in ticks])
+        ax.set_title(front.model, fontsize=9)
+        ax.set_xlabel("peak training memory (MB)")
+        ax.set_ylabel(metric_title(metric, stats.specs))
+        ax.grid(True, alpha=0.3)
+    handles = [Line2D([], [], color="black", alpha=0.6, label="Pareto front"),
+               Line2D([], [], color="0.3", marker="o", markerfacecolor="0.3", markeredgecolor="black", linestyle="",
+                      label="Pareto-optimal"),
+               Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="", label="dominated")]
+    fig.legend(handles=handles, loc="outside right lower", fontsize=8, frameon=False)
+    name = _save(fig, out_dir, stats.group.slug + PARETO_SUFFIX)
+    return FigureFile(name, title,
+                      "Each row at its peak training memory and value (grey bars: 95% bootstrap CI); filled points "
+                      "joined by the staircase are Pareto-optimal within their model (no other row has at most their "
+                      "memory and at least their value, one strictly better), on the point values. Prompting "
+                      "baselines train nothing and sit in the \"no training\" strip, below every trained row.")
 
 
 def em_at_k(stats: GroupStats, out_dir: Path) -> FigureFile | None:
@@ -284,7 +349,7 @@ def group_figures(stats: GroupStats, out_dir: Path) -> list[FigureFile]:
     if not _plotted(stats):
         return []
     with matplotlib.style.context("default"), matplotlib.rc_context({"svg.hashsalt": "peftlab"}):
-        made = [effect_vs_params(stats, out_dir), effect_vs_memory(stats, out_dir), em_at_k(stats, out_dir),
-                loss_curves(stats, out_dir)]
+        made = [effect_vs_params(stats, out_dir), effect_vs_memory(stats, out_dir), pareto(stats, out_dir),
+                em_at_k(stats, out_dir), loss_curves(stats, out_dir)]
         made += sweep_figures(stats, out_dir)
     return [figure for figure in made if figure is not None]

@@ -12,10 +12,11 @@ from html import escape
 from pathlib import Path
 
 from peftlab.report.collect import Collection
-from peftlab.report.figures import FigureFile
+from peftlab.report.figures import PARETO_SUFFIX, FigureFile
 from peftlab.report.forgetting import NOTE as FORGETTING_NOTE
 from peftlab.report.forgetting import forgetting, forgetting_cells
 from peftlab.report.pairs import PAIRS_NUMERIC, pairs_cells
+from peftlab.report.pareto import front_lines
 from peftlab.report.stats import GroupStats
 from peftlab.report.tables import (
     DISAGREEMENT_NOTE, SIGNIFICANCE_NOTE, VALUES_NOTE, row_notes, disagreement_cells, result_cells,
@@ -117,7 +118,15 @@ def render_html(
         header, rows = result_cells(stats)
         parts.append(f'<h2 id="{stats.group.slug}">{escape(stats.group.title)}</h2>')
         parts.append(_table(header, rows, range(header.index("Trainable params"), len(header))))
-        parts += [_figure(out_dir, figure) for figure in figures.get(stats.group.slug, [])]
+        intro, lines = front_lines(stats)
+        front = [f'<p class="note">{escape(intro)}</p>',
+                 "<ul>\n" + "\n".join(f"<li>{escape(line)}</li>" for line in lines) + "\n</ul>"] if intro else []
+        for figure in figures.get(stats.group.slug, []):  # the front's text under its figure, as in report.md
+            parts.append(_figure(out_dir, figure))
+            if figure.path.endswith(PARETO_SUFFIX):
+                parts += front
+                front = []
+        parts += front
     changes = forgetting(groups)
     if changes:
         header, rows = forgetting_cells(changes)

@@ -1,8 +1,9 @@
 """Confidence intervals and paired tests over test items (see docs/report.md).
 
 - :func:`bootstrap_ci`: 95% percentile bootstrap of the mean of per-item scores, 1000 resamples. The
-  resampled indices depend only on the number of items (seeded with ``SEED`` and ``n``), so the same items
-  are drawn for every method and the output never depends on the order in which rows are processed.
+  resampled indices depend only on the number of items (seeded with ``SEED`` and ``n``; drawn in
+  :mod:`peftlab.report.resampling`, which corpus CodeBLEU shares), so the same items are drawn for every
+  method and the output never depends on the order in which rows are processed.
 - :func:`paired_test`: McNemar's exact test when both methods' per-item scores are 0/1 (EM, pass@k with
   one sample), otherwise a two-sided paired sign-flip permutation test on the per-item differences
   (exact enumeration up to ``EXACT_LIMIT`` non-zero differences, else ``PERMUTATIONS`` random flips).
@@ -16,42 +17,18 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from functools import lru_cache
 from math import comb
 
 import numpy as np
 
 from peftlab.metrics.codebleu_stats import corpus_scores, item_scores
+from peftlab.metrics.exact_match import normalize_code
 from peftlab.metrics.specs import describe
 from peftlab.report.corpus import (
     COMPONENTS, CORPUS_METRICS, Disagreement, corpus_ci, corpus_paired_test, corpus_value, library_value,
     disagreements, run_matrix,
 )
-
-SEED = 20240501
-RESAMPLES = 1000
-LEVEL = 0.95
-PERMUTATIONS = 9999
-EXACT_LIMIT = 16
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean over test items with its percentile-bootstrap confidence interval."""
-
-    value: float
-    low: float
-    high: float
-    n: int
-
-    def text(self, digits: int = 3) -> str:
-        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-
-
-@lru_cache(maxsize=4)
-def _resample_indices(n: int, resamples: int) -> np.ndarray:
-    rng = np.random.default_rng([SEED, n])
-    return rng.integers(0, n, size=(resamples, n))
+from peftlab.report.resampling import EXACT_LIMIT, LEVEL, PERMUTATIONS, RESAMPLES, SEED, Estimate, resample_indices
 
 
 def bootstrap_ci(values, resamples: int = RESAMPLES, level: float = LEVEL) -> Estimate:
@@ -63,7 +40,7 @@ def bootstrap_ci(values, resamples: int = RESAMPLES, level: float = LEVEL) -> Es
     data = np.asarray(values, dtype=float)
     if data.size == 0:
         raise ValueError("no values to bootstrap")
-    means = data[_resample_indices(data.size, resamples)].mean(axis=1)
+    means = data[resample_indices(data.size, resamples)].mean(axis=1)
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     value = float(data.mean())
@@ -220,8 +197,6 @@ def _item_id(item: dict, index: int) -> str:
 
 def _first_hits(items: list[dict]) -> list[float]:
     """Per item, the 0-based rank of the first candidate matching the reference (inf when none does)."""
-    from peftlab.metrics.exact_match import normalize_code
-
     hits = []
     for item in items:
         target = normalize_code(str(item.get("reference") or ""))

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from peftlab.config import Config, dump_config
+from peftlab.config import LEGACY_DEFAULTS, Config, dump_config
 from peftlab.data.records import write_json
 from peftlab.errors import UserError
 
@@ -62,13 +62,19 @@ def run_info(config: Config, command: str, started: float) -> dict:
 
 
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every leaf that differs between two dumped configs (``output_dir`` ignored)."""
+    """``key: old -> new`` for every leaf that differs between two dumped configs (``output_dir`` ignored).
+
+    A key only the old config has, at its :data:`~peftlab.config.LEGACY_DEFAULTS` value, is no difference:
+    configs written before options moved to their owners carried every method's and task's options."""
     changes = []
     for key in sorted(set(old) | set(new)):
         dotted = f"{prefix}{key}"
         if dotted == "output_dir":
             continue
         before, after = old.get(key), new.get(key)
+        section, _, option = dotted.partition(".")
+        if key not in new and LEGACY_DEFAULTS.get(section, {}).get(option, object()) == before:
+            continue
         if isinstance(before, dict) and isinstance(after, dict):
             changes.extend(config_differences(before, after, dotted + "."))
         elif before != after:

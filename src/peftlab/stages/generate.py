@@ -230,6 +230,46 @@ def _generate_dropping_finished(model, tokenizer, encoded, kwargs: dict, config:
 
 
 @torch.inference_mode()
+def _resumed_batches(resume: ResumeFile, fingerprint: str, ids: list[str], batches: list[list[int]],
+                     k: int) -> dict[int, list[str]]:
+    """The candidates of the batches an interrupted run finished (``resume``'s file, same fingerprint), the
+    file rewritten to hold just those."""
+    earlier = _read_resume(resume.path, fingerprint, ids, k)
+    texts = {  # only whole batches count: one cut short mid-write is generated again
+        index: earlier[index]
+        for batch in batches
+        if all(index in earlier for index in batch)
+        for index in batch
+    }
+    if texts:
+        print(f"resuming generation: {len(texts)} of {len(ids)} prompts already done in {resume.path}",
+              file=sys.stderr)
+    _rewrite(resume.path, fingerprint, ids, texts)
+    return texts
+
+
+def _batch_decoder(model, tokenizer, config: GenerationConfig, kwargs: dict) -> Callable[[list[str]], list[str]]:
+    """A function from a batch of prompts to their ``k`` decoded continuations each, by the fastest exact
+    path the settings allow: one shared prefill per prompt for beams and samples, finished rows dropped
+    between chunks for greedy decoding (neither for methods that prepend virtual tokens)."""
+    copies = _expansion(config)
+    share_prefill = config.share_prefill and copies > 1 and not _prepends_virtual_tokens(model)
+    drop_finished = (config.drop_finished and not config.do_sample and config.num_beams == 1
+                     and not _prepends_virtual_tokens(model))
+
+    def decode(batch_prompts: list[str]) -> list[str]:
+        encoded = tokenizer(batch_prompts, return_tensors="pt", padding=True).to(model.device)
+        if drop_finished:
+            return _generate_dropping_finished(model, tokenizer, encoded, kwargs, config)
+        # A one-token prompt leaves nothing to prefill.
+        prefill = share_prefill and bool(encoded["attention_mask"][:, :-1].sum(1).min() > 0)
+        extra = {"past_key_values": _prefill(model, encoded, copies)} if prefill else {}
+        output = model.generate(**encoded, **extra, **kwargs)
+        return tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    return decode
+
+
 def generate_candidates(
     model,
     tokenizer,
@@ -264,24 +304,11 @@ def generate_candidates(
     handle = None
     if resume is not None:
         resume = resume if isinstance(resume, ResumeFile) else ResumeFile(Path(resume))
-        fingerprint = _fingerprint(config, ids, prompts, resume.context, model)
-        earlier = _read_resume(resume.path, fingerprint, ids, config.k)
-        texts = {  # only whole batches count: one cut short mid-write is generated again
-            index: earlier[index]
-            for batch in batches
-            if all(index in earlier for index in batch)
-            for index in batch
-        }
-        if texts:
-            print(f"resuming generation: {len(texts)} of {len(prompts)} prompts already done in {resume.path}",
-                  file=sys.stderr)
-        _rewrite(resume.path, fingerprint, ids, texts)
+        texts = _resumed_batches(resume, _fingerprint(config, ids, prompts, resume.context, model), ids, batches,
+                                 config.k)
         handle = resume.path.open("a", encoding="utf-8")
     todo = [number for number, batch in enumerate(batches) if batch[0] not in texts]
-    copies = _expansion(config)
-    share_prefill = config.share_prefill and copies > 1 and not _prepends_virtual_tokens(model)
-    drop_finished = (config.drop_finished and not config.do_sample and config.num_beams == 1
-                     and not _prepends_virtual_tokens(model))
+    decode = _batch_decoder(model, tokenizer, config, kwargs)
     try:
         bar = tqdm(total=len(batches), initial=len(batches) - len(todo), desc="generate", unit="batch",
                    disable=not progress)
@@ -289,15 +316,7 @@ def generate_candidates(
             batch = batches[number]
             # Per batch, not per run: a resumed run draws for each batch what an uninterrupted one draws.
             torch.manual_seed(config.seed + number * config.batch_size)
-            encoded = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True).to(model.device)
-            # A one-token prompt leaves nothing to prefill.
-            prefill = share_prefill and bool(encoded["attention_mask"][:, :-1].sum(1).min() > 0)
-            extra = {"past_key_values": _prefill(model, encoded, copies)} if prefill else {}
-            if drop_finished:
-                decoded = _generate_dropping_finished(model, tokenizer, encoded, kwargs, config)
-            else:
-                output = model.generate(**encoded, **extra, **kwargs)
-                decoded = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+            decoded = decode([prompts[i] for i in batch])
             rows = []
             for offset, index in enumerate(batch):
                 texts[index] = decoded[offset * config.k : (offset + 1) * config.k]

@@ -22,7 +22,7 @@ from peftlab.methods import get_method, get_training_method
 from peftlab.models.loading import load_model, load_model_config, load_tokenizer
 from peftlab.prompting.format import resolve_prompt_format
 from peftlab.prompting import prompt_token_budget
-from peftlab.runs.directory import RunDir, training_run
+from peftlab.runs.directory import RunDir, config_differences, training_run
 from peftlab.tasks import get_task, get_training_task
 from peftlab.interop.samples import read_samples
 from peftlab.stages.train import train
@@ -120,6 +120,8 @@ def _check_adapter_matches(config: Config, run: RunDir) -> None:
     # model.max_length only filters training examples; the model and the method define the adapter.
     for key, now, then in (("model.name", config.model.name, trained["model"]["name"]),
                            ("method", config.method.model_dump(mode="json"), trained["method"])):
+        if key == "method" and not config_differences({"method": then}, {"method": now}):
+            continue  # the same method settings, perhaps written before options moved to their owners
         if now != then:
             raise UserError(
                 f"the adapter in {run.adapter} was trained with other {key} settings ({then}); "

@@ -1,9 +1,10 @@
 """Training: the configured method on the task's train split, evaluated every ``train.eval_every`` of the
 run, best checkpoint (lowest validation loss) kept, resumable after an interruption.
 
-Read top to bottom: data -> model + method -> Trainer -> save. We use the HF ``Trainer`` rather than an
-explicit loop for its checkpoint/resume (optimizer, scheduler, RNG and data position) and best-model
-tracking; docs/decisions.md says why.
+Read top to bottom: data -> model + method -> Trainer -> save. A method that needs more of the loop brings it
+through generic hooks (``trains_packed``, ``optimizer``, ``callbacks``; peftlab.methods.base); no method is
+named here. We use the HF ``Trainer`` rather than an explicit loop for its checkpoint/resume (optimizer,
+scheduler, RNG and data position) and best-model tracking; docs/decisions.md says why.
 """
 
 from __future__ import annotations
@@ -163,20 +164,9 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
     run = RunDir(run_dir)
     task = get_training_task(config)
     method = get_training_method(config.method)
-    if config.model.adapter:
-        raise UserError(f"model.adapter is set ({config.model.adapter}): there is nothing to train; "
-                        "use `peftlab generate` or `peftlab run`")
-    if not task.trainable:
-        raise UserError(f"task '{task.name}' has no training split"
-                        + ("" if config.data.train_task else "; train on another task's data with data.train_task"))
-
+    _check_there_is_something_to_train(config, task)
     check_trackers(config.train.report_to)
-    tokenizer = load_tokenizer(config.model.name, padding_side="right")
-    prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)
-    train_set = tokenize_split(prompt_format, task.load("train"), config.model.max_length)
-    validation_set = tokenize_split(prompt_format, task.load("validation"), config.model.max_length)
-    if not train_set:
-        raise UserError(f"no training example fits model.max_length={config.model.max_length}")
+    tokenizer, prompt_format, train_set, validation_set = _tokenized_splits(config, task)
 
     processes = world()
     # Before the model loads: a checkpoint of another config is refused fast.
@@ -191,68 +181,11 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
     # same number of backward passes on every rank, so data-parallel batches are padded instead.
     packed = config.train.packing and method.trains_packed and not processes.parallel
 
-    # The Trainer reads eval_steps/save_steps below 1 as a share of all steps and 1 or more as a step count,
-    # so eval_every=1.0 ("once, at the end") would mean "every step". Just under 1 is still a share, and
-    # rounds up to the last step for any run shorter than a billion steps.
-    every = min(config.train.eval_every, 1 - 1e-9)
-    args = TrainingArguments(
-        output_dir=str(run.checkpoints),
-        num_train_epochs=config.train.epochs,
-        max_steps=config.train.max_steps,
-        per_device_train_batch_size=config.train.batch_size,
-        per_device_eval_batch_size=config.train.batch_size,
-        gradient_accumulation_steps=config.train.grad_accum,
-        learning_rate=config.train.learning_rate or method.default_learning_rate,
-        warmup_steps=config.train.warmup_ratio,  # a float < 1 is a ratio of all steps
-        weight_decay=config.train.weight_decay,
-        gradient_checkpointing=config.train.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},  # works with frozen embeddings (PEFT)
-        eval_strategy="steps" if validation_set else "no",
-        eval_steps=every,
-        save_strategy="steps",
-        save_steps=every,
-        save_total_limit=2,
-        load_best_model_at_end=bool(validation_set),
-        metric_for_best_model="eval_loss",
-        greater_is_better=False,
-        logging_steps=1,
-        # Packed: no attention mask to count by, so every collated token counts (row filler included).
-        include_num_input_tokens_seen="all" if packed else "non_padding",
-        report_to=list(config.train.report_to),
-        seed=config.train.seed,
-        data_seed=config.train.seed,
-        remove_unused_columns=False,
-        use_cpu=not placement.on_gpu,
-        bf16=placement.on_gpu and placement.dtype == "bfloat16",  # autocast; PEFT keeps adapter weights in float32
-        fp16=placement.on_gpu and placement.dtype == "float16",
-        dataloader_pin_memory=placement.on_gpu,
-    )
+    args = training_arguments(config, run, method, placement, packed, evaluates=bool(validation_set))
     stop = stop or StopOnRequest()
-    trainer = (PackedTrainer if packed else Trainer)(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=validation_set or None,
-        data_collator=(PackedCollator(tokenizer.pad_token_id, config.model.max_length) if packed
-                       else CompletionCollator(tokenizer.pad_token_id)),
-        compute_loss_func=packed_causal_lm_loss if packed else None,
-        callbacks=[stop, MarkCompleteCheckpoints(training_fingerprint(config)), *callbacks],
-    )
-    if checkpoint:
-        print(f"Resuming from {checkpoint}", file=sys.stderr)
-    previous_handler = signal.signal(signal.SIGINT, stop.request)
-    started = time.perf_counter()
-    try:
-        with _disk_full_is_a_user_error(run.checkpoints):
-            result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
-    train_time = time.perf_counter() - started
-    if stop.requested:
-        raise TrainingInterrupted(
-            f"interrupted at step {trainer.state.global_step}; checkpoint saved in {args.output_dir}. "
-            "Re-run the same command to resume."
-        )
+    trainer = _trainer(config, method, model, args, tokenizer, train_set, validation_set, packed,
+                       [stop, MarkCompleteCheckpoints(training_fingerprint(config)), *method.callbacks(), *callbacks])
+    result, train_time = _run_trainer(trainer, checkpoint, stop)
 
     if not processes.main:
         return {}  # the main process saves the adapter and reports
@@ -277,3 +210,111 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         **placement.record(),
         **prompt_format.record(),
     }
+
+
+def _check_there_is_something_to_train(config: Config, task) -> None:
+    """Raises UserError: ``model.adapter`` names an already trained adapter, or the task has no training split."""
+    if config.model.adapter:
+        raise UserError(f"model.adapter is set ({config.model.adapter}): there is nothing to train; "
+                        "use `peftlab generate` or `peftlab run`")
+    if not task.trainable:
+        raise UserError(f"task '{task.name}' has no training split"
+                        + ("" if config.data.train_task else "; train on another task's data with data.train_task"))
+
+
+def _tokenized_splits(config: Config, task):
+    """The tokenizer, the prompt format, and the tokenized train and validation splits.
+
+    Raises:
+        UserError: no training example fits ``model.max_length``.
+    """
+    tokenizer = load_tokenizer(config.model.name, padding_side="right")
+    prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)
+    train_set = tokenize_split(prompt_format, task.load("train"), config.model.max_length)
+    validation_set = tokenize_split(prompt_format, task.load("validation"), config.model.max_length)
+    if not train_set:
+        raise UserError(f"no training example fits model.max_length={config.model.max_length}")
+    return tokenizer, prompt_format, train_set, validation_set
+
+
+def training_arguments(config: Config, run: RunDir, method, placement, packed: bool, evaluates: bool):
+    """The Trainer's ``TrainingArguments`` for ``config``: evaluation and checkpoints every ``train.eval_every``
+    of the run (when there is a validation split, ``evaluates``), the best checkpoint kept."""
+    # The Trainer reads eval_steps/save_steps below 1 as a share of all steps and 1 or more as a step count,
+    # so eval_every=1.0 ("once, at the end") would mean "every step". Just under 1 is still a share, and
+    # rounds up to the last step for any run shorter than a billion steps.
+    every = min(config.train.eval_every, 1 - 1e-9)
+    return TrainingArguments(
+        output_dir=str(run.checkpoints),
+        num_train_epochs=config.train.epochs,
+        max_steps=config.train.max_steps,
+        per_device_train_batch_size=config.train.batch_size,
+        per_device_eval_batch_size=config.train.batch_size,
+        gradient_accumulation_steps=config.train.grad_accum,
+        learning_rate=config.train.learning_rate or method.default_learning_rate,
+        warmup_steps=config.train.warmup_ratio,  # a float < 1 is a ratio of all steps
+        weight_decay=config.train.weight_decay,
+        gradient_checkpointing=config.train.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},  # works with frozen embeddings (PEFT)
+        eval_strategy="steps" if evaluates else "no",
+        eval_steps=every,
+        save_strategy="steps",
+        save_steps=every,
+        save_total_limit=2,
+        load_best_model_at_end=evaluates,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=1,
+        # Packed: no attention mask to count by, so every collated token counts (row filler included).
+        include_num_input_tokens_seen="all" if packed else "non_padding",
+        report_to=list(config.train.report_to),
+        seed=config.train.seed,
+        data_seed=config.train.seed,
+        remove_unused_columns=False,
+        use_cpu=not placement.on_gpu,
+        bf16=placement.on_gpu and placement.dtype == "bfloat16",  # autocast; PEFT keeps adapter weights in float32
+        fp16=placement.on_gpu and placement.dtype == "float16",
+        dataloader_pin_memory=placement.on_gpu,
+    )
+
+
+def _trainer(config: Config, method, model, args, tokenizer, train_set, validation_set, packed: bool, callbacks):
+    """A ``PackedTrainer`` on padding-free packed rows, or the plain ``Trainer`` on padded batches; with the
+    method's own optimiser where it has one (the Trainer's AdamW otherwise)."""
+    return (PackedTrainer if packed else Trainer)(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=validation_set or None,
+        data_collator=(PackedCollator(tokenizer.pad_token_id, config.model.max_length) if packed
+                       else CompletionCollator(tokenizer.pad_token_id)),
+        compute_loss_func=packed_causal_lm_loss if packed else None,
+        callbacks=callbacks,
+        optimizers=(method.optimizer(model, args), None),
+    )
+
+
+def _run_trainer(trainer, checkpoint: Path | None, stop: StopOnRequest):
+    """Train (resuming from ``checkpoint``), with Ctrl-C asking for a checkpoint and a stop; returns the
+    Trainer's result and the wall time.
+
+    Raises:
+        UserError: the disk filled up while checkpointing.
+        TrainingInterrupted: a stop was requested; the last checkpoint is on disk.
+    """
+    if checkpoint:
+        print(f"Resuming from {checkpoint}", file=sys.stderr)
+    previous_handler = signal.signal(signal.SIGINT, stop.request)
+    started = time.perf_counter()
+    try:
+        with _disk_full_is_a_user_error(Path(trainer.args.output_dir)):
+            result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+    train_time = time.perf_counter() - started
+    if stop.requested:
+        raise TrainingInterrupted(
+            f"interrupted at step {trainer.state.global_step}; checkpoint saved in {trainer.args.output_dir}. "
+            "Re-run the same command to resume."
+        )
+    return result, train_time

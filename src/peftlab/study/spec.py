@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from peftlab.config import Config, load_config
 from peftlab.errors import UserError
-from peftlab.methods import METHODS, get_method
+from peftlab.methods import METHODS, get_method, resolve_method_options
+from peftlab.tasks import resolve_task_options, task_class
 
 PRESETS = {"default": "study-default.yaml", "separation": "study-separation.yaml", "full": "study-full.yaml",
            "testgen": "study-testgen.yaml", "repair": "study-repair.yaml"}
@@ -145,7 +146,8 @@ def _cell(spec: StudySpec, model: str, task: TaskEntry, seed: int, method: Metho
     where = f"method '{method.name}'" + "".join(f", sweep {k}={v}" for k, v in sweep.items())
     try:
         config = load_config(None, overrides)
-        get_method(config.method)
+        resolve_method_options(config)
+        resolve_task_options(config)
     except UserError as error:
         raise UserError(f"study cell {where}: {error}") from None
     if data_root and config.data.dir is None:  # shared by the cells that read the same task's data
@@ -156,12 +158,20 @@ def _cell(spec: StudySpec, model: str, task: TaskEntry, seed: int, method: Metho
 
 def training_key(config: Config) -> str | None:
     """What decides a trained adapter: model, training data, method and training settings (not the task
-    scored, its test split, generation or execution). None for a method that does not train."""
-    if not get_method(config.method).trains or config.model.adapter:
+    scored, its test split, generation or execution). None for a method that does not train, and for one
+    that saves a whole model (full fine-tuning): ``model.adapter`` can only lend an adapter, so each of
+    its cells trains its own model."""
+    method = get_method(config.method)
+    if not method.trains or method.replaces_base_model or config.model.adapter:
         return None
     resolved = config.model_dump(mode="json", include={"model", "data", "method", "train"})
     resolved["data"].pop("test_size")
-    resolved["data"].pop("bugs")  # which bugs are scored (repair's test set) does not change training
+    # Of the tasks' data options, the training task's decide the training data, except those that choose only
+    # its test set (repair's: which bugs are scored); the scored task's own do not change training.
+    trained_on = task_class(config.data.train_task or config.task)
+    for option in config.data.__pydantic_extra__ or {}:
+        if option not in trained_on.Options.model_fields or option in trained_on.test_set_options:
+            resolved["data"].pop(option)
     resolved["train"].pop("report_to")  # logging elsewhere trains the same adapter
     resolved["data"]["train_task"] = config.data.train_task or config.task
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]

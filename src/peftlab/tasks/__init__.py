@@ -4,6 +4,11 @@ Registry: name -> :class:`Task` subclass. A built-in task is one folder ``tasks/
 in :data:`TASKS`. A task defined outside peftlab needs no entry: name its module in the config
 (``task: mypackage.mytask``, or ``mypackage.mytask:MyTask`` when it holds several) and it is imported
 when a run names it (docs/design.md, "Adding a task").
+
+A task declares what is its own, and generic code asks it: its ``data.*`` options (``Task.Options``, checked
+and filled in by :func:`resolve_task_options`), the named datasets it reads (``Task.loaders``, found by
+:func:`get_loader`), the options that choose only its test set (``Task.test_set_options``) and its metric
+families (``Task.metric_families``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import importlib
 import inspect
 
+from peftlab.config import LEGACY_DEFAULTS, Config, DataConfig, check_owned_options
+from peftlab.data.hub import NamedLoader
 from peftlab.errors import UserError
 from peftlab.tasks.apps import Apps
 from peftlab.tasks.base import Task
@@ -54,11 +61,99 @@ def task_class(name: str) -> type[Task]:
 
 
 def get_task(name: str, config) -> Task:
-    """Raises: UserError for an unknown task name (see :func:`task_class`)."""
-    return task_class(name)(config)
+    """Raises: UserError for an unknown task name (see :func:`task_class`) or an unknown ``data.loader``."""
+    task = task_class(name)
+    if config.data.loader is not None:
+        get_loader(config.data.loader, config)
+    return task(config)
 
 
 def get_training_task(config) -> Task:
     """The task whose training split trains the adapter and supplies demonstrations: ``data.train_task``,
     else ``task``. Raises: UserError for an unknown name."""
     return get_task(config.data.train_task or config.task, config)
+
+
+def run_tasks(config: Config) -> list[type[Task]]:
+    """The tasks whose data a run uses: ``task``, then ``data.train_task`` when it is another one.
+
+    Raises:
+        UserError: an unknown task name.
+    """
+    classes = [task_class(config.task)]
+    if config.data.train_task and (other := task_class(config.data.train_task)) is not classes[0]:
+        classes.append(other)
+    return classes
+
+
+def option_owners(option: str) -> list[str]:
+    """The registered tasks that declare the ``data.*`` option ``option``."""
+    return [name for name, task in TASKS.items() if option in task.Options.model_fields]
+
+
+def resolve_task_options(config: Config) -> None:
+    """Check the ``data.*`` options besides ``DataConfig``'s own fields against the run's tasks
+    (:func:`run_tasks`; an option both declare goes to both) and write back all of their options, defaults
+    filled in, so that the resolved config (``config.yaml``, a study cell's hash) says exactly what the tasks
+    ran with, whether a default was given or not. An option no run task declares is dropped when it holds its
+    pre-issue-26 default (``LEGACY_DEFAULTS``: old resolved configs carried every task's options).
+
+    Raises:
+        UserError: one line: an unknown task, an option the run's tasks do not take (naming the tasks that
+            do), an unknown key, or a bad value.
+    """
+    owners = run_tasks(config)
+    given = dict(config.data.__pydantic_extra__ or {})
+    declared = {key for owner in owners for key in owner.Options.model_fields}
+    legacy = LEGACY_DEFAULTS["data"]
+    for key, value in given.items():
+        if key in declared or (key in legacy and legacy[key] == value):
+            continue
+        if holders := option_owners(key):
+            names = " or ".join(owner.name for owner in owners)
+            raise UserError(f"data.{key}={value!r} does not apply to task {names}; it applies to {', '.join(holders)}")
+        raise UserError(f"unknown config key 'data.{key}'")
+    resolved = {}
+    for owner in owners:
+        share = {key: value for key, value in given.items() if key in owner.Options.model_fields}
+        options = check_owned_options("data", share, owner.Options, f"task {owner.name}", option_owners)
+        resolved.update(options.model_dump(mode="json"))
+    fields = {name: getattr(config.data, name) for name in DataConfig.model_fields}
+    config.data = DataConfig(**fields, **resolved)
+
+
+def _loaders(config: Config | None = None) -> dict[str, tuple[NamedLoader, str]]:
+    """Every named loader (the registered tasks', and the tasks ``config`` names), with the task it feeds."""
+    tasks = [*TASKS.values(), *(run_tasks(config) if config is not None else ())]
+    found: dict[str, tuple[NamedLoader, str]] = {}
+    for task in tasks:
+        for loader in task.loaders:
+            found.setdefault(loader.name, (loader, task.name))
+    return found
+
+
+def get_loader(name: str, config: Config | None = None) -> NamedLoader:
+    """The named loader ``name`` (``data.loader``), declared by a registered task or one ``config`` names.
+
+    Raises:
+        UserError: no task declares it.
+    """
+    found = _loaders(config)
+    if name not in found:
+        raise UserError(f"unknown data.loader '{name}'; known: {', '.join(sorted(found))}")
+    return found[name][0]
+
+
+def check_loader(config: Config) -> None:
+    """``data.loader``, when set, is known and makes the records of the run's task or its ``data.train_task``.
+
+    Raises:
+        UserError: an unknown loader, or one that feeds another task (naming it).
+    """
+    name = config.data.loader
+    if name is None or any(loader.name == name for task in run_tasks(config) for loader in task.loaders):
+        return
+    get_loader(name, config)
+    feeds = _loaders(config)[name][1]
+    raise UserError(f"data.loader {name} makes {feeds} records; use it with task={feeds} "
+                    f"(or data.train_task={feeds}), not task={config.task}")

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from peftlab.config import Config
+from peftlab.config import Config, OwnedOptions, check_owned_options
+from peftlab.data.hub import NamedLoader
 from peftlab.errors import UserError
+from peftlab.metrics.specs import describe
 
 
 @dataclass
@@ -25,6 +27,21 @@ SIZE_KEYS = {"train": "train_size", "validation": "validation_size", "test": "te
 """Each split and the ``data`` key that truncates it."""
 
 
+class NoOptions(OwnedOptions):
+    """A task that takes no ``data.*`` options of its own."""
+
+
+def own_options(options: type[OwnedOptions], config: Config, owner: str) -> OwnedOptions:
+    """``options`` read from ``config.data``: the keys it declares (other tasks' options are left to them;
+    :func:`peftlab.tasks.resolve_task_options` checks that every key has an owner), defaults filled in.
+
+    Raises:
+        UserError: a bad value, one line.
+    """
+    given = {key: value for key, value in (config.data.__pydantic_extra__ or {}).items() if key in options.model_fields}
+    return check_owned_options("data", given, options, owner, lambda key: ())
+
+
 class Task(ABC):
     """A task names everything that is its own: where its problems come from (and how its dataset is
     built), its prompt format and stop strings, post-processing, and the metrics it reports.
@@ -34,6 +51,17 @@ class Task(ABC):
     """
 
     name: ClassVar[str]
+    Options: ClassVar[type[OwnedOptions]] = NoOptions
+    """The ``data.*`` options this task takes (typed fields with defaults and docstrings); an instance reads
+    them as ``self.options``. A run's config holds those of its ``task`` and its ``data.train_task``."""
+    test_set_options: ClassVar[tuple[str, ...]] = ()
+    """Those of :attr:`Options` that choose only the scored test set (repair's ``bugs``): they do not change
+    what is trained (a study shares one adapter across them), and the report names the dataset by them."""
+    loaders: ClassVar[tuple[NamedLoader, ...]] = ()
+    """The named datasets (``data.loader``) whose schema this task converts into its records."""
+    metric_families: ClassVar[tuple] = ()
+    """Metric families of the task's own (builders of :mod:`peftlab.metrics.specs`), beside the generic ones:
+    :meth:`metric_specs` declares them."""
     trainable: ClassVar[bool] = True
     """Whether the task has a training split (HumanEval, for instance, is evaluation-only)."""
     prediction_keys: ClassVar[tuple[str, ...]] = ("id", "candidates")
@@ -55,6 +83,15 @@ class Task(ABC):
 
     def __init__(self, config: Config):
         self.config = config
+        self.options = own_options(self.Options, config, self.name)
+
+    def named_loader(self) -> NamedLoader | None:
+        """The loader ``data.loader`` names when it is one of this task's (another task's is not read here)."""
+        return next((loader for loader in self.loaders if loader.name == self.config.data.loader), None)
+
+    def metric_specs(self, metrics) -> dict[str, dict]:
+        """``metric_specs`` for ``metrics.json``: the declarations of the table metrics among ``metrics``."""
+        return describe(metrics, self.metric_families)
 
     @abstractmethod
     def load(self, split: str) -> list[dict]:

@@ -14,7 +14,6 @@ from typing import ClassVar
 from peftlab.errors import UserError
 from peftlab.execution.scoring import ExecutionProblem, check_samples, per_item_scores, score_samples
 from peftlab.metrics import match_scores
-from peftlab.metrics.specs import describe
 from peftlab.tasks.postprocess import continuation
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
 
@@ -107,5 +106,5 @@ class ExecutedTask(Task):
                 row.update(candidates=match_row["candidates"], reference=match_row["reference"],
                            codebleu_stats=match_row["codebleu_stats"])
                 row["scores"].update(match_row["scores"])
-        metrics["metric_specs"] = describe(metrics)
+        metrics["metric_specs"] = self.metric_specs(metrics)
         return Evaluation(metrics, scored, files={"verdicts.jsonl": verdicts})

@@ -1,20 +1,39 @@
 """Mined projects as the tasks use them: mined once with the benchmark contamination check, from the
 cache afterwards (:mod:`peftlab.projects.tested_functions` does the work; this adds what only the tasks layer knows,
-the benchmarks' reference solutions).
+the benchmarks' reference solutions), and the ``data.*`` options of the tasks that read one
+(:class:`MinedProjectOptions`: ``project-codegen``, ``testgen``, ``repair``).
 
 ::
 
     mined_project(spec, *, seed=0, tokenizer=None, progress=None, workers=2) -> MinedProject
+    MinedProjectOptions(project=None, project_seed=0, context_chars=1024)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from pydantic import Field
+
+from peftlab.config import OwnedOptions
 from peftlab.data.contamination import ContaminationIndex, drop_contaminated
 from peftlab.projects.tested_functions import MinedProject, load_project, mine_project
 from peftlab.tasks.benchmarks import benchmark_references
 from peftlab.tasks.codegen.build import token_length_stats
+
+
+class MinedProjectOptions(OwnedOptions):
+    """The ``data.*`` options of a task whose problems (or training pairs) are a mined project's functions."""
+
+    project: str | None = None
+    """The mined project: a directory with a test suite, or a pinned source distribution
+    (``algorithms==1.0.1``), as ``peftlab data mine`` takes it; mined on first use and cached by source hash
+    (:mod:`peftlab.projects.tested_functions`)."""
+    project_seed: int = 0
+    """Seed of the mined project's split by module (``peftlab data mine --seed``)."""
+    context_chars: int = Field(1024, ge=0)
+    """Characters of module context (imports, constants, the stubs of the names the function uses) put above
+    the function in its prompt, at most."""
 
 
 def contamination_filter(functions: list[dict]) -> tuple[list[dict], dict]:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import functools
 
 from peftlab.data.hub import load_source_split
-from peftlab.data.loaders import feeds
 from peftlab.errors import UserError
 from peftlab.execution.scoring import ExecutionProblem, score_samples
 from peftlab.tasks.postprocess import cut_at_stop, strip_fences
+from peftlab.tasks.apps import dataset
 from peftlab.tasks.apps.programs import entry_point, runnable, tests_module
 from peftlab.tasks.codegen.prompt import INSTRUCTION_TEMPLATE, STOP_STRINGS
 from peftlab.tasks.executed import ExecutedTask
@@ -41,6 +41,7 @@ class Apps(ExecutedTask):
     default_stop = STOP_STRINGS
     raw_template = INSTRUCTION_TEMPLATE
     chat_stop = ("\n```",)
+    loaders = (dataset.LOADER,)
 
     def load(self, split: str) -> list[dict]:
         return list(self._test) if split == "test" else self._records(split)
@@ -51,11 +52,12 @@ class Apps(ExecutedTask):
 
     def _records(self, split: str) -> list[dict]:
         self.check_split(split)
-        if not feeds(self.config.data, self.name):
+        loader = self.named_loader()
+        if loader is None:
             raise UserError("the apps task reads data.loader=apps (the hub's codeparrot/apps, or a local copy "
                             "in its schema as data.source)")
         wanted = "inputs" if split == "test" else "reference"  # tests to score, or a solution to train on
-        records = [r for r in load_source_split(self.config.data, split, {}) if r.get(wanted)]
+        records = [r for r in load_source_split(self.config.data, split, {}, loader) if r.get(wanted)]
         if not records:
             raise UserError(f"data.source {self.config.data.source or 'codeparrot/apps'}: split '{split}' has no "
                             f"problem with {'test cases' if split == 'test' else 'a solution'}")

@@ -1,7 +1,8 @@
 """Code generation from an instruction (the mined dataset, or any JSONL in the same shape).
 
 The task's folder holds all that is its own: the prompt format and stop strings (``prompt.py``), how its
-default dataset is mined from the standard library (``build.py``), and post-processing and metrics here.
+default dataset is mined from the standard library (``build.py``), the named datasets it reads
+(``conala.py``, ``codealpaca.py``), and post-processing and metrics here.
 """
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from peftlab.data.hub import load_source_split
-from peftlab.data.loaders import feeds
 from peftlab.data.records import read_jsonl
 from peftlab.errors import UserError
 from peftlab.metrics import match_scores
-from peftlab.metrics.specs import describe
 from peftlab.tasks.postprocess import extract_code
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
+from peftlab.tasks.codegen import codealpaca, conala
 from peftlab.tasks.codegen.build import build_codegen_dataset
 from peftlab.tasks.codegen.prompt import INSTRUCTION_TEMPLATE, STOP_STRINGS, format_prompt
 
@@ -33,6 +33,7 @@ class CodeGeneration(Task):
     name = "codegen"
     default_stop = STOP_STRINGS
     raw_template = INSTRUCTION_TEMPLATE
+    loaders = (conala.LOADER, codealpaca.LOADER)
     language = "python"
     """What CodeBLEU parses the candidates and references as."""
     chat_request = CHAT_REQUEST
@@ -46,7 +47,7 @@ class CodeGeneration(Task):
         """
         self.check_split(split)
         if self._from_source():
-            records = load_source_split(self.config.data, split, REQUIRED)
+            records = load_source_split(self.config.data, split, REQUIRED, self.named_loader())
             if not records:
                 raise UserError(f"data.source {self.config.data.source or self.config.data.loader}: split "
                                 f"'{split}' is empty")
@@ -68,7 +69,7 @@ class CodeGeneration(Task):
         """``data.loader`` when it makes this task's records, else ``data.source`` read as is (a loader for
         another task, e.g. the scored one's, is not this task's)."""
         if self.config.data.loader is not None:
-            return feeds(self.config.data, self.name)
+            return self.named_loader() is not None
         return self.config.data.source is not None
 
     def _numbered(self, records: list[dict], split: str) -> list[dict]:
@@ -95,7 +96,7 @@ class CodeGeneration(Task):
         coverage = match_test_ids([row["id"] for row in predictions], list(references), partial=partial)
         metrics, scored = match_scores([{**row, "reference": references[row["id"]]} for row in predictions],
                                        lang=self.language)
-        return Evaluation({**metrics, **coverage, "metric_specs": describe(metrics)}, scored)
+        return Evaluation({**metrics, **coverage, "metric_specs": self.metric_specs(metrics)}, scored)
 
     def prepare_data(self, directory: Path) -> dict | None:
         """Mine the default stdlib dataset into ``directory`` once (a study's cells share it); nothing to

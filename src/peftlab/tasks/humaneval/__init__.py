@@ -34,11 +34,11 @@ import json
 from importlib import resources
 
 from peftlab.data.hub import load_source_split
-from peftlab.data.loaders import feeds
 from peftlab.errors import UserError
 from peftlab.execution.scoring import ExecutionProblem, score_samples
 from peftlab.tasks.postprocess import continuation
 from peftlab.tasks.executed import ExecutedTask
+from peftlab.tasks.humaneval import humaneval_x
 
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
 
@@ -144,16 +144,17 @@ class HumanEval(ExecutedTask):
     name = "humaneval"
     title = "HumanEval"
     default_stop = STOP_STRINGS
+    loaders = (humaneval_x.LOADER,)
 
     def problems(self) -> dict[str, dict]:
-        if feeds(self.config.data, self.name):
+        if self.named_loader() is not None:
             return dict(self._loaded)
         return load_problems()
 
     @functools.cached_property
     def _loaded(self) -> dict[str, dict]:
         """``data.loader``'s problems, read once per task."""
-        return {p["task_id"]: p for p in load_source_split(self.config.data, "test", {})}
+        return {p["task_id"]: p for p in load_source_split(self.config.data, "test", {}, self.named_loader())}
 
     def test_problems(self) -> list[dict]:
         return [{"id": p["task_id"], "instruction": build_prompt(p), "reference": p["canonical_solution"]}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from peftlab.errors import UserError
 from peftlab.tasks.codegen import CodeGeneration
+from peftlab.tasks.java_testgen import methods2test
 
 # The chat turn: the source holds the focal method and its context, and the reference is one test method.
 CHAT_REQUEST = (
@@ -24,6 +25,7 @@ CHAT_REQUEST = (
 
 class JavaTestGeneration(CodeGeneration):
     name = "java-testgen"
+    loaders = (methods2test.LOADER,)
     language = "java"
     chat_request = CHAT_REQUEST
 

@@ -1,4 +1,5 @@
-"""Code generation on a mined project (``task=project-codegen data.project=SPEC``), execution-scored.
+"""Code generation on a mined project (``task=project-codegen data.project=SPEC``; its
+options are :class:`~peftlab.tasks.mined_projects.MinedProjectOptions`), execution-scored.
 
 The problems are the project's mined functions (:mod:`peftlab.projects.tested_functions`), split by module. The prompt
 is the module context the function uses (within ``data.context_chars``), its class header for a method, and
@@ -24,7 +25,7 @@ from peftlab.projects.functions import body_of_solution, prompt_context, trim_bo
 from peftlab.projects.tested_functions import MinedProject
 from peftlab.projects.bodies import run_bodies
 from peftlab.tasks.executed import ExecutedTask
-from peftlab.tasks.mined_projects import mined_project
+from peftlab.tasks.mined_projects import MinedProjectOptions, mined_project
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,16 @@ class ProjectCodeGeneration(ExecutedTask):
     title = "mined-project"
     trainable = True
     default_stop = STOP_STRINGS
+    Options = MinedProjectOptions
     _project: MinedProject | None = None
 
     def project(self) -> MinedProject:
         if self._project is None:
-            spec = self.config.data.project
+            spec = self.options.project
             if not spec:
                 raise UserError("task project-codegen needs data.project: a directory with a test suite or "
                                 "NAME==VERSION of a source distribution (see `peftlab data mine --help`)")
-            self._project = mined_project(spec, seed=self.config.data.project_seed, workers=self.config.execution.workers,
+            self._project = mined_project(spec, seed=self.options.project_seed, workers=self.config.execution.workers,
                                           progress=lambda message: log.warning("mining %s: %s", spec, message))
         return self._project
 
@@ -57,7 +59,7 @@ class ProjectCodeGeneration(ExecutedTask):
         return {record["id"]: record for record in self.project().records}
 
     def _problem(self, record: dict) -> dict:
-        return {"id": record["id"], "instruction": build_prompt(record, self.config.data.context_chars),
+        return {"id": record["id"], "instruction": build_prompt(record, self.options.context_chars),
                 "reference": record["body"]}
 
     def load(self, split: str) -> list[dict]:

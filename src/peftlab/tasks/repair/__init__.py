@@ -1,12 +1,13 @@
 """Automated program repair (``task=repair``): given a buggy function, write the fixed one; a fix counts
 when it passes every test.
 
-Test set (``data.bugs``): ``humaneval`` (the default: HumanEval with one injected bug per problem),
+Options (:class:`RepairOptions`): the test set (``data.bugs``): ``humaneval`` (the default: HumanEval with one injected bug per problem),
 ``quixbugs`` (:mod:`peftlab.tasks.repair.quixbugs`), or a JSONL file in the bug format of
 :mod:`peftlab.tasks.repair.data`. Training and validation: bugs injected into a mined project's
-functions (``data.project``), kept only when the function's own tests then fail
+functions (``data.project``, ``data.project_seed``), kept only when the function's own tests then fail
 (:mod:`peftlab.tasks.repair.training`). ``data.show_failing_test`` adds the name and message of one failing
-test to the prompt (the studies differ on it); scoring always runs every test.
+test to the prompt (the studies differ on it); scoring always runs every test. ``data.bugsinpy`` adds
+BugsInPy's one-hunk fixes to the training split (:mod:`peftlab.tasks.repair.bugsinpy`).
 
 Scores (per problem over its k candidates, as pass@k): ``plausible@k`` (passes every test, and is not the
 buggy code itself, compared as ASTs), ``exact_fix@k`` (AST-equal to the known fix, docstrings aside, where
@@ -21,15 +22,32 @@ import random
 from peftlab.errors import UserError
 from peftlab.execution import harness, passk, sandbox
 from peftlab.execution.scoring import check_samples, sample_counts, summarize
-from peftlab.metrics.specs import describe
+from peftlab.metrics.specs import at_k
 from peftlab.tasks.postprocess import cut_at_stop, strip_fences
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
+from peftlab.tasks.mined_projects import MinedProjectOptions
 from peftlab.tasks.repair.data import function_source, humaneval_bugs, read_bugs, top_level_function
 
 STOP_STRINGS = ("\n### ", "\nif __name__", "\n\n\n\n")
 TEMPLATE = "### Buggy function:\n{buggy}\n### Fixed function:\n"
 REQUEST = "Fix the bug in this Python function. Answer with the whole fixed function.\n```python\n{buggy}```"
 REPORTED_KS = (1, 5, 10)
+# Among the top k candidates, one passes every test / equals the known fix / compiles.
+METRIC_FAMILIES = (at_k("plausible", "plausible", 8), at_k("exact_fix", "exact fix", 9), at_k("compiles", "compiles", 10))
+
+
+class RepairOptions(MinedProjectOptions):
+    """``repair``'s ``data.*`` options: the mined project its training bugs are injected into, and these."""
+
+    bugs: str | None = None
+    """The test set: ``humaneval`` (default: one injected bug per HumanEval problem), ``quixbugs`` (QuixBugs
+    Python, from the pinned pyimprove==0.0.3 sdist), or a JSONL file of bugs in the documented format
+    (docs/repair.md)."""
+    show_failing_test: bool = False
+    """Add the name and message of one failing test to the prompt (where the bug has one)."""
+    bugsinpy: bool = False
+    """Also train on BugsInPy's 275 one-hunk Python fixes shipped in ``tests4py==1.0.0`` (static pairs, never
+    executed; the sdist is fetched once into the cache), shuffled in with the injected bugs."""
 
 
 def _function_ast(program: str, entry_point: str) -> str | None:
@@ -63,10 +81,13 @@ class ProgramRepair(Task):
     raw_template = TEMPLATE
     prediction_keys = ()
     extra_outputs = ("verdicts.jsonl",)
+    Options = RepairOptions
+    test_set_options = ("bugs",)
+    metric_families = METRIC_FAMILIES
 
     def bugs(self, split: str) -> list[dict]:
         if split == "test":
-            chosen = self.config.data.bugs or "humaneval"
+            chosen = self.options.bugs or "humaneval"
             if chosen == "humaneval":
                 return humaneval_bugs(workers=self.config.execution.workers, limit=self.config.data.test_size)
             if chosen == "quixbugs":
@@ -74,19 +95,19 @@ class ProgramRepair(Task):
 
                 return quixbugs_bugs()[0]
             return read_bugs(chosen)
-        if not self.config.data.project:
+        if not self.options.project:
             raise UserError("repair trains on bugs injected into a mined project: set data.project "
                             "(e.g. data.project=algorithms==1.0.1)")
         from peftlab.tasks.repair.training import training_bugs
 
-        bugs = training_bugs(self.config.data.project, split, seed=self.config.data.project_seed,
+        bugs = training_bugs(self.options.project, split, seed=self.options.project_seed,
                              workers=self.config.execution.workers)
-        if split == "train" and self.config.data.bugsinpy:
+        if split == "train" and self.options.bugsinpy:
             from peftlab.tasks.repair.bugsinpy import bugsinpy_pairs
 
             # shuffled in, so that data.train_size takes both kinds
             bugs = bugs + bugsinpy_pairs()[0]
-            random.Random(self.config.data.project_seed).shuffle(bugs)
+            random.Random(self.options.project_seed).shuffle(bugs)
         return bugs
 
     def load(self, split: str) -> list[dict]:
@@ -96,7 +117,7 @@ class ProgramRepair(Task):
 
     def _problem(self, bug: dict) -> dict:
         shown = function_source(bug["buggy"], bug["entry_point"]) or bug["buggy"]
-        if self.config.data.show_failing_test and bug.get("failing_test"):
+        if self.options.show_failing_test and bug.get("failing_test"):
             shown += f"\n# A failing test: {bug['failing_test']}"
         return {"id": bug["id"], "instruction": shown.rstrip("\n") + "\n",
                 "reference": function_source(bug.get("fixed") or "", bug["entry_point"]) or bug.get("fixed") or ""}
@@ -180,5 +201,5 @@ class ProgramRepair(Task):
         out.update({k: metrics[k] for k in ("tasks", "samples", "n_per_task", "sandbox_backend")},
                    tests_passed=metrics["tests_passed"], **coverage)
         out.update({f"verdict_{s}": metrics[f"verdict_{s}"] for s in harness.STATUSES})
-        out["metric_specs"] = describe(out)
+        out["metric_specs"] = self.metric_specs(out)
         return Evaluation(out, scored, files={"verdicts.jsonl": rows})

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import collections
-import json
 import textwrap
 import time
 
@@ -76,8 +75,3 @@ def training_bugs(spec: str, split: str, *, seed: int = 0, workers: int = 2, per
         write_jsonl(path, bugs)  # last, atomically: its presence means the build finished
     return [bug for bug in read_jsonl(path) if bug["split"] == split]
 
-
-def training_card(spec: str, *, seed: int = 0, per_function: int = 2) -> dict | None:
-    project = mined_project(spec, seed=seed)
-    path = project.directory / f"repair-bugs-v{BUGS_VERSION}-{per_function}.card.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

@@ -1,12 +1,13 @@
 """Unit-test generation (``task=testgen``): given a focal function, write a test for it; scored by running it.
 
-Training and validation pairs come from a mined project (``data.project``; focal function -> one of its
+Training and validation pairs come from a mined project (``data.project``, with ``data.project_seed`` and
+``data.context_chars``: :class:`~peftlab.tasks.mined_projects.MinedProjectOptions`; focal function -> one of its
 direct tests, split by module, :mod:`peftlab.tasks.testgen.data`); the test set is HumanEval's 164
 functions (prompt + canonical solution), whose own ``check`` is the reference test. A test may be pytest
 functions, ``unittest.TestCase`` methods or a ``check(candidate)``; the focal module's functions are in its
 namespace and importable ``from focal import ...``.
 
-Per candidate (:mod:`peftlab.execution.testgen`): parses, passes on the correct function, line and branch
+Per candidate (:mod:`peftlab.tasks.testgen.generated_tests`): parses, passes on the correct function, line and branch
 coverage of the focal function's body, mutation score (share of the behaviour-changing mutants it kills),
 and CodeBLEU against the reference test. Per problem the best and the mean over its k candidates.
 
@@ -20,19 +21,27 @@ import ast
 from statistics import fmean
 
 from peftlab.errors import UserError
-from peftlab.execution.testgen import FocalProblem, score_tests
 from peftlab.metrics import match_scores
-from peftlab.metrics.specs import describe
+from peftlab.metrics.specs import best_and_mean
 from peftlab.tasks.postprocess import cut_at_stop, strip_fences
 from peftlab.tasks.base import Evaluation, Task, check_candidate_rows, match_test_ids
-from peftlab.tasks.mined_projects import mined_project
+from peftlab.tasks.mined_projects import MinedProjectOptions, mined_project
 from peftlab.tasks.testgen.data import humaneval_focal, mined_pairs
+from peftlab.tasks.testgen.generated_tests import FocalProblem, score_tests
 
 STOP_STRINGS = ("\nif __name__", "\n```", "\nclass ", "\n\n\n\n")
 REQUEST = ("Write a pytest test function with assertions for the function `{name}` below (it is in scope; "
            "do not repeat it).\n```python\n{focal}```")
 FAMILIES = {"test_valid": "valid", "test_pass": "passed", "line_cov": "line_coverage",
             "branch_cov": "branch_coverage", "mutation": "mutation_score"}
+"""Each metric family and the field of a candidate's verdict it is the best and the mean of."""
+METRIC_FAMILIES = (
+    best_and_mean("test_valid", "valid", 3),
+    best_and_mean("test_pass", "pass", 4),
+    best_and_mean("line_cov", "line cov.", 5),
+    best_and_mean("branch_cov", "branch cov.", 6),
+    best_and_mean("mutation", "mutation score", 7),
+)
 
 
 MAX_TRIMMED_LINES = 5
@@ -60,18 +69,20 @@ class TestGeneration(Task):
     raw_template = "{instruction}\n\n# Unit tests for `{entry_point}`, with assertions:\n"
     prediction_keys = ()
     extra_outputs = ("verdicts.jsonl",)
+    Options = MinedProjectOptions
+    metric_families = METRIC_FAMILIES
 
     def load(self, split: str) -> list[dict]:
         self.check_split(split)
         if split == "test":
             problems = list(self._test().values())
         else:
-            if not self.config.data.project:
+            if not self.options.project:
                 raise UserError("testgen trains on a mined project's function -> test pairs: set data.project "
                                 "(e.g. data.project=algorithms==1.0.1)")
-            project = mined_project(self.config.data.project, seed=self.config.data.project_seed,
+            project = mined_project(self.options.project, seed=self.options.project_seed,
                                     workers=self.config.execution.workers)
-            problems = [{**p, "instruction": p["focal"]} for p in mined_pairs(project, split, self.config.data.context_chars)]
+            problems = [{**p, "instruction": p["focal"]} for p in mined_pairs(project, split, self.options.context_chars)]
         return self.sized(split, problems)
 
     def _test(self) -> dict[str, dict]:
@@ -156,5 +167,5 @@ class TestGeneration(Task):
         metrics.update(coverage, tasks=len(scored), samples=len(rows),
                        mutants_per_task=fmean(len(focal[t].mutants) for t in grouped),
                        unfinished_tail_dropped=fmean(bool(row.get("dropped_lines")) for row in rows))
-        metrics["metric_specs"] = describe(metrics)
+        metrics["metric_specs"] = self.metric_specs(metrics)
         return Evaluation(metrics, scored, files={"verdicts.jsonl": rows})

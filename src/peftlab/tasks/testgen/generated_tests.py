@@ -1,5 +1,6 @@
 """Score generated tests by running them in the sandbox against a trusted focal function and its mutants
-(the in-sandbox side is :mod:`peftlab.execution.testgen_runner`).
+(the in-sandbox side is :mod:`peftlab.tasks.testgen.generated_test_runner`, copied into each sandbox with
+the codec it imports, :mod:`peftlab.execution.runner`).
 
 ::
 
@@ -50,9 +51,8 @@ class FocalProblem:
 
 @functools.cache
 def _sources() -> tuple[str, str]:
-    package = resources.files("peftlab.execution")
-    return (package.joinpath("testgen_runner.py").read_text(encoding="utf-8"),
-            package.joinpath("runner.py").read_text(encoding="utf-8"))
+    return (resources.files("peftlab.tasks.testgen").joinpath("generated_test_runner.py").read_text(encoding="utf-8"),
+            resources.files("peftlab.execution").joinpath("runner.py").read_text(encoding="utf-8"))
 
 
 def _function(source: str, entry_point: str):
