@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from peftlab.config import load_config
+from peftlab.methods import resolve_method_options
 from peftlab.errors import UserError
 from peftlab.models.loading import resolve_model_path
 
@@ -83,6 +84,8 @@ def test_config_file_and_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("method:\n  r: 4\ngeneration:\n  stop: ['a']\n")
     config = load_config(path, ["method.r=8", "train.learning_rate=3e-4", "method.target_modules=[q_proj, v_proj]"])
+    assert config.method.r == 8 and "alpha" not in config.method.options()  # as given, before resolution
+    resolve_method_options(config)  # the method's defaults filled in
     assert config.method.r == 8 and config.method.alpha == 32
     assert config.train.learning_rate == 3e-4
     assert config.method.target_modules == ["q_proj", "v_proj"]
