@@ -129,9 +129,24 @@ def check_owned_options(section: str, given: dict[str, Any], options: type[Owned
         UserError: one line: an option ``owner`` does not take (naming those that do), an unknown key, or
             a bad value.
     """
+    kept = refuse_unowned(section, given, set(options.model_fields), owner, owners_of)
+    try:
+        return options.model_validate(kept)
+    except ValidationError as error:
+        raise UserError(_format_validation_error(error, f"{section}.")) from None
+
+
+def refuse_unowned(section: str, given: dict[str, Any], declared: set[str], owner: str, owners_of) -> dict[str, Any]:
+    """The options of ``given`` that ``owner`` declares (``declared``); any other is an error, unless it holds
+    its :data:`LEGACY_DEFAULTS` value (then it is dropped).
+
+    Raises:
+        UserError: one line: an option ``owner`` does not take, naming those that do (``owners_of(key)``), or
+            an unknown key.
+    """
     kept = {}
     for key, value in given.items():
-        if key in options.model_fields:
+        if key in declared:
             kept[key] = value
         elif key in LEGACY_DEFAULTS.get(section, {}) and LEGACY_DEFAULTS[section][key] == value:
             continue
@@ -139,12 +154,7 @@ def check_owned_options(section: str, given: dict[str, Any], options: type[Owned
             raise UserError(f"{section}.{key}={value!r} does not apply to {owner}; it applies to {', '.join(owners)}")
         else:
             raise UserError(f"unknown config key '{section}.{key}'")
-    try:
-        return options.model_validate(kept)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise UserError(f"bad value for '{section}.{key}': {first['msg']} (got {first.get('input')!r})") from None
+    return kept
 
 
 class TrainConfig(_Section):
@@ -217,9 +227,9 @@ class Config(_Section):
     """Run directory: config, versions, checkpoints, predictions and metrics are written here."""
 
 
-def _format_validation_error(error: ValidationError) -> str:
+def _format_validation_error(error: ValidationError, prefix: str = "") -> str:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
+    key = prefix + ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
         return f"unknown config key '{key}'"
     return f"bad value for '{key}': {first['msg']} (got {first.get('input')!r})"

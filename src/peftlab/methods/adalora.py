@@ -26,7 +26,7 @@ from pydantic import Field
 
 from peftlab.errors import UserError
 from peftlab.methods.base import AdaptationMethod
-from peftlab.methods.targets import TargetModules, resolve_target_modules
+from peftlab.methods.targets import TargetModules
 
 
 class AdaLoRAOptions(TargetModules):
@@ -106,7 +106,7 @@ class AdaLoRA(AdaptationMethod):
         if self.options.tinit_ratio + self.options.tfinal_ratio >= 1:
             raise UserError("method.tinit_ratio + method.tfinal_ratio must be below 1 (a phase to allocate in)")
 
-    def adalora_config(self, model):
+    def peft_config(self, model):
         from peft import AdaLoraConfig, TaskType
 
         return AdaLoraConfig(
@@ -118,13 +118,8 @@ class AdaLoRA(AdaptationMethod):
             deltaT=self.options.delta_t,
             orth_reg_weight=self.options.orth_reg_weight,
             total_step=1,  # set from the Trainer's step count when training begins (AllocateRanks)
-            target_modules=self.options.target_modules or resolve_target_modules(model, "attention"),
+            target_modules=self.options.targets(model),
         )
-
-    def apply(self, model):
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.adalora_config(model))
 
     def callbacks(self) -> list:
         return [_allocate_ranks_callback(self.options)]

@@ -62,9 +62,16 @@ class AdaptationMethod(Method):
         """A ``transformers`` quantization config for loading the base model, or ``None`` (full precision)."""
         return None
 
-    @abstractmethod
+    def peft_config(self, model):
+        """The HF PEFT config this method wraps ``model`` with (the usual way to implement :meth:`apply`)."""
+        raise NotImplementedError(f"{self.name} implements neither peft_config nor apply")
+
     def apply(self, model):
-        """Wrap ``model`` for training and return it; only the method's parameters require grad."""
+        """Wrap ``model`` for training and return it; only the method's parameters require grad. By default
+        the PEFT model of :meth:`peft_config`."""
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.peft_config(model))
 
     def optimizer(self, model, args):
         """The optimiser to train ``model`` with under the Trainer's ``args`` (``TrainingArguments``), or None

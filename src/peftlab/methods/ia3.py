@@ -14,7 +14,7 @@ class IA3(AdaptationMethod):
     default_learning_rate = 3e-4
     source = "lr 3e-4 as for LoRA in Weyssow et al. 2023; targets k, v and the FF output as in Liu et al. 2022"
 
-    def ia3_config(self, model):
+    def peft_config(self, model):
         """PEFT config. With user-given ``target_modules``, those that are the architecture's feed-forward
         output projection are scaled on their input (``feedforward_modules``), the others on their output."""
         from peft import IA3Config, TaskType
@@ -28,8 +28,3 @@ class IA3(AdaptationMethod):
             feedforward_modules=[name for name in targets if name in feedforward],
             fan_in_fan_out=uses_conv1d(model, targets),
         )
-
-    def apply(self, model):
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.ia3_config(model))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from peftlab.methods.base import AdaptationMethod
-from peftlab.methods.targets import TargetModules, resolve_target_modules
+from peftlab.methods.targets import TargetModules
 
 
 class LoHaOptions(TargetModules):
@@ -30,7 +30,7 @@ class LoHa(AdaptationMethod):
     source = ("r=8, alpha=8, no dropout: PEFT's LoHaConfig defaults (r=8 trains as many parameters as LoRA r=16); "
               "attention projections and lr 3e-4 as LoRA (our choice)")
 
-    def loha_config(self, model):
+    def peft_config(self, model):
         from peft import LoHaConfig, TaskType
 
         return LoHaConfig(
@@ -39,10 +39,5 @@ class LoHa(AdaptationMethod):
             alpha=self.options.alpha,
             rank_dropout=self.options.rank_dropout,
             module_dropout=self.options.module_dropout,
-            target_modules=self.options.target_modules or resolve_target_modules(model, "attention"),
+            target_modules=self.options.targets(model),
         )
-
-    def apply(self, model):
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.loha_config(model))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from peftlab.methods.base import AdaptationMethod
-from peftlab.methods.targets import TargetModules, resolve_target_modules
+from peftlab.methods.targets import TargetModules
 
 
 class LoKrOptions(TargetModules):
@@ -39,7 +39,7 @@ class LoKr(AdaptationMethod):
     source = ("r=8, alpha=8, decompose_factor=-1, no dropout: PEFT's LoKrConfig defaults; attention projections "
               "and lr 3e-4 as LoRA (our choice)")
 
-    def lokr_config(self, model):
+    def peft_config(self, model):
         from peft import LoKrConfig, TaskType
 
         return LoKrConfig(
@@ -49,10 +49,5 @@ class LoKr(AdaptationMethod):
             decompose_factor=self.options.decompose_factor,
             rank_dropout=self.options.rank_dropout,
             module_dropout=self.options.module_dropout,
-            target_modules=self.options.target_modules or resolve_target_modules(model, "attention"),
+            target_modules=self.options.targets(model),
         )
-
-    def apply(self, model):
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.lokr_config(model))

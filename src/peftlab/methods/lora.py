@@ -13,7 +13,7 @@ from tempfile import TemporaryDirectory
 from pydantic import Field
 
 from peftlab.methods.base import AdaptationMethod
-from peftlab.methods.targets import TargetModules, resolve_target_modules
+from peftlab.methods.targets import TargetModules
 
 
 class LoRAOptions(TargetModules):
@@ -36,7 +36,7 @@ class LoRA(AdaptationMethod):
         """Further ``LoraConfig`` arguments; a LoRA variant (DoRA, rsLoRA, PiSSA, ...) names its own here."""
         return {}
 
-    def lora_config(self, model):
+    def peft_config(self, model):
         from peft import LoraConfig, TaskType
 
         return LoraConfig(
@@ -44,14 +44,9 @@ class LoRA(AdaptationMethod):
             r=self.options.r,
             lora_alpha=self.options.alpha,
             lora_dropout=self.options.dropout,
-            target_modules=self.options.target_modules or resolve_target_modules(model, "attention"),
+            target_modules=self.options.targets(model),
             **self.lora_kwargs(),
         )
-
-    def apply(self, model):
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.lora_config(model))
 
 
 class ResidualLoRA(LoRA):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from peftlab.methods.base import AdaptationMethod
-from peftlab.methods.targets import TargetModules, resolve_target_modules
+from peftlab.methods.targets import TargetModules
 
 
 class OFTOptions(TargetModules):
@@ -34,7 +34,7 @@ class OFT(AdaptationMethod):
     source = ("oft_block_size=32 with the Cayley-Neumann parametrisation: PEFT's OFTConfig defaults; attention "
               "projections and lr 3e-4 as LoRA (our choice)")
 
-    def oft_config(self, model):
+    def peft_config(self, model):
         from peft import OFTConfig, TaskType
 
         return OFTConfig(
@@ -42,10 +42,5 @@ class OFT(AdaptationMethod):
             oft_block_size=self.options.oft_block_size,
             use_cayley_neumann=self.options.use_cayley_neumann,
             module_dropout=self.options.module_dropout,
-            target_modules=self.options.target_modules or resolve_target_modules(model, "attention"),
+            target_modules=self.options.targets(model),
         )
-
-    def apply(self, model):
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.oft_config(model))

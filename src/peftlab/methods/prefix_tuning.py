@@ -26,7 +26,7 @@ class PrefixTuning(AdaptationMethod):
     trains_packed = False  # PEFT prepends virtual tokens and drops position_ids (peftlab.data.packing)
     source = "20 virtual tokens, lr 3e-2 as in Weyssow et al. 2023; projection off by default (our choice)"
 
-    def prefix_config(self, model):
+    def peft_config(self, model):
         from peft import PrefixTuningConfig, TaskType
 
         return PrefixTuningConfig(
@@ -35,8 +35,3 @@ class PrefixTuning(AdaptationMethod):
             prefix_projection=self.options.prefix_projection,
             encoder_hidden_size=model.config.hidden_size,
         )
-
-    def apply(self, model):
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.prefix_config(model))

@@ -36,7 +36,7 @@ class PromptTuning(AdaptationMethod):
         if self.options.prompt_init == "text" and not self.options.prompt_init_text.strip():
             raise UserError("method.prompt_init=text needs a non-empty method.prompt_init_text")
 
-    def prompt_config(self, model):
+    def peft_config(self, model):
         """PEFT config. Text initialisation tokenizes with the model's own tokenizer (its directory).
 
         Raises:
@@ -59,8 +59,3 @@ class PromptTuning(AdaptationMethod):
         return PromptTuningConfig(
             task_type=TaskType.CAUSAL_LM, num_virtual_tokens=self.options.num_virtual_tokens, **kwargs
         )
-
-    def apply(self, model):
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.prompt_config(model))

@@ -41,6 +41,10 @@ class TargetModules(OwnedOptions):
             raise ValueError("an empty list; name at least one module or use null (automatic)")
         return value
 
+    def targets(self, model, role: str = "attention") -> list[str]:
+        """The modules given, else those of ``role`` in ``model``'s architecture."""
+        return self.target_modules or resolve_target_modules(model, role)
+
 _LLAMA_LIKE = {
     "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "key_value": ["k_proj", "v_proj"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from peftlab.methods.base import AdaptationMethod
-from peftlab.methods.targets import TargetModules, resolve_target_modules
+from peftlab.methods.targets import TargetModules
 
 
 class VeRAOptions(TargetModules):
@@ -32,7 +32,7 @@ class VeRA(AdaptationMethod):
     source = ("r=256, d_initial=0.1, no dropout: PEFT's VeraConfig defaults; attention projections as for LoRA; "
               "lr 3e-3, 10x LoRA's (our choice: only scaling vectors train)")
 
-    def vera_config(self, model):
+    def peft_config(self, model):
         from peft import TaskType, VeraConfig
 
         return VeraConfig(
@@ -40,10 +40,5 @@ class VeRA(AdaptationMethod):
             r=self.options.r,
             d_initial=self.options.d_initial,
             vera_dropout=self.options.dropout,
-            target_modules=self.options.target_modules or resolve_target_modules(model, "attention"),
+            target_modules=self.options.targets(model),
         )
-
-    def apply(self, model):
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.vera_config(model))

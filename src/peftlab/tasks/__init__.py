@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import inspect
 
-from peftlab.config import LEGACY_DEFAULTS, Config, DataConfig, check_owned_options
+from peftlab.config import Config, DataConfig, check_owned_options, refuse_unowned
 from peftlab.data.hub import NamedLoader
 from peftlab.errors import UserError
 from peftlab.tasks.apps import Apps
@@ -103,16 +103,9 @@ def resolve_task_options(config: Config) -> None:
             do), an unknown key, or a bad value.
     """
     owners = run_tasks(config)
-    given = dict(config.data.__pydantic_extra__ or {})
     declared = {key for owner in owners for key in owner.Options.model_fields}
-    legacy = LEGACY_DEFAULTS["data"]
-    for key, value in given.items():
-        if key in declared or (key in legacy and legacy[key] == value):
-            continue
-        if holders := option_owners(key):
-            names = " or ".join(owner.name for owner in owners)
-            raise UserError(f"data.{key}={value!r} does not apply to task {names}; it applies to {', '.join(holders)}")
-        raise UserError(f"unknown config key 'data.{key}'")
+    names = " or ".join(owner.name for owner in owners)
+    given = refuse_unowned("data", dict(config.data.__pydantic_extra__ or {}), declared, f"task {names}", option_owners)
     resolved = {}
     for owner in owners:
         share = {key: value for key, value in given.items() if key in owner.Options.model_fields}
