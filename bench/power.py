@@ -3,7 +3,7 @@
     .venv/bin/python bench/power.py [--difference 0.10] [--discordance 0.20] [--pairs 21] [--out NAME]
 
 Two methods scored 0/1 on the same N problems differ on a share ``q`` of them (the discordant problems);
-their pass@1 differs by ``d``. The report's test is exact McNemar (:func:`peftlab.report.stats.mcnemar_exact`),
+their pass@1 differs by ``d``. The report's test is exact McNemar (:func:`peftlab.report.inference.mcnemar_exact`),
 Holm-adjusted over the pairs of a task, model and metric. This computes, exactly (no simulation), the
 probability that the test rejects at level alpha for a range of N — once at alpha = 0.05 (one planned
 pair) and once at 0.05 / pairs (the strictest Holm step, what the most significant of 21 pairs of seven
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from scipy.stats import binom
 
-from peftlab.report.stats import mcnemar_exact
+from peftlab.report.inference import mcnemar_exact
 
 SIZES = (40, 60, 80, 100, 150, 200, 250, 300, 397)
 

@@ -19,7 +19,7 @@ from peftlab.metrics import METRICS, match_scores
 from peftlab.metrics.exact_match import exact_match_at_k
 from peftlab.report import build_report
 from peftlab.report.pareto import pareto_front
-from peftlab.report.stats import bootstrap_ci, holm, mcnemar_exact, paired_test, sign_flip_test
+from peftlab.report.inference import bootstrap_ci, holm, mcnemar_exact, paired_test, sign_flip_test
 from peftlab.report.tables import latex_escape
 
 ITEMS = 60
@@ -289,8 +289,8 @@ def test_all_pairs_are_tested_and_holm_adjusted(study, report):
 
     groups = [group_stats(group) for group in group_runs(collect_runs(study).runs)]
     pairs = all_pairs(groups)
-    # 3 methods -> 3 pairs per model and item-level paired metric (EM@1, EM@4; CodeBLEU is corpus-level)
-    assert len(pairs) == 2 * 3 * 2
+    # 3 methods -> 3 pairs per model and paired-tested metric (EM@1, EM@4, corpus CodeBLEU)
+    assert len(pairs) == 2 * 3 * 3
     by = {(p.model, p.metric, frozenset((p.first, p.second))): p for p in pairs}
     lora_vs_zero = by[("smollm2-135m", "em@1", frozenset(("lora", "zero-shot")))]
     assert lora_vs_zero.first == "lora" and lora_vs_zero.difference > 0.3 and lora_vs_zero.test == "McNemar exact"
@@ -298,16 +298,24 @@ def test_all_pairs_are_tested_and_holm_adjusted(study, report):
     expected = float(stats["lora"].scores["em@1"].mean() - stats["zero-shot"].scores["em@1"].mean())
     assert lora_vs_zero.difference == pytest.approx(expected)
     assert lora_vs_zero.p == pytest.approx(paired_test(stats["lora"].scores["em@1"], stats["zero-shot"].scores["em@1"])[0])
-    block = [p for p in pairs if p.model == "smollm2-135m" and p.metric == "em@1"]
+    block = [p for p in pairs if p.model == "smollm2-135m" and p.metric == "em@1" and not p.degenerate]
     assert [p.p_holm for p in block] == pytest.approx(holm([p.p for p in block]))
     tie = by[("qwen2.5_coder-0.5b", "em@1", frozenset(("lora", "prompt_tuning")))]
-    assert tie.difference == 0 and tie.p == 1.0
+    assert tie.difference == 0 and tie.p == 1.0 and tie.degenerate  # identical on every item: not a test
+    qwen_em = [p for p in pairs if p.model == "qwen2.5_coder-0.5b" and p.metric == "em@1" and not p.degenerate]
+    assert [p.p_holm for p in qwen_em] == pytest.approx(holm([p.p for p in qwen_em]))  # the tie is left out
+    # The "vs best" table reads each pair's p from the all-pairs family: the same p (Holm) for the same pair
+    for group in groups:
+        for comparison in group.comparisons:
+            pair = by[(comparison.model, comparison.metric, frozenset((comparison.method, comparison.best)))]
+            assert comparison.p_holm == pair.p_holm and abs(comparison.difference) == pytest.approx(pair.difference)
     text = report["pairs.md"].read_text()
     assert "pairs differ significantly" in text and "| Better | Worse |" in text
     listed = json.loads(report["pairs.json"].read_text())["pairs"]
     assert len(listed) == len(pairs)
     assert [(p["first"], p["second"], p["p_holm"], p["significant"]) for p in listed] == [
-        (p.first, p.second, p.p_holm, p.p_holm < 0.05) for p in pairs]
+        (p.first, p.second, p.p_holm, p.p_holm < 0.05 and not p.degenerate) for p in pairs]
+    assert "score identically on every item" in text
     assert "## All pairs" in report["report.md"].read_text() and 'id="pairs"' in report["report.html"].read_text()
 
 

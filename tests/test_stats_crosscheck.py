@@ -11,7 +11,7 @@ scipy_stats = pytest.importorskip("scipy.stats", reason="cross-checks need scipy
 contingency = pytest.importorskip("statsmodels.stats.contingency_tables", reason="cross-checks need statsmodels")
 multitest = pytest.importorskip("statsmodels.stats.multitest", reason="cross-checks need statsmodels")
 
-from peftlab.report.stats import EXACT_LIMIT, holm, mcnemar_exact, sign_flip_test  # noqa: E402
+from peftlab.report.inference import EXACT_LIMIT, holm, mcnemar_exact, sign_flip_test  # noqa: E402
 
 CASES = 100
 TOLERANCE = 1e-9

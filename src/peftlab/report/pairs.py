@@ -1,79 +1,43 @@
-"""Every pair of methods, not only each against the best: which pairs differ significantly.
+"""The all-pairs table: which pairs of methods differ (exploratory).
 
-The significance table (:mod:`peftlab.report.tables`) tests each row against the best row of its model.
-A user choosing between two methods (LoRA or QLoRA? ICL or zero-shot?) needs that pair's test, so for each
-task, model and item-level metric with a declared paired test (pass@1, EM@k, tests passed; the corpus
-CodeBLEU keeps its own test against the best), every pair of rows is tested on the problems both scored:
-exact McNemar for 0/1 scores, a sign-flip permutation test otherwise (:func:`~peftlab.report.stats.paired_test`),
-Holm-adjusted over all pairs of that task, model and metric.
+Every pair of rows per task, model and metric with a declared paired test, tested on the problems both
+scored and Holm-adjusted over all pairs of that task, model and metric (:mod:`peftlab.report.paired`: exact
+McNemar for 0/1 scores, a sign-flip permutation test otherwise, a paired permutation test on the corpus
+statistic for CodeBLEU). Pairs whose rows score identically on every item are listed apart: they are not
+tests. These tables are exploratory; the study's declared hypotheses (:mod:`peftlab.report.hypotheses`) are
+the confirmatory answers.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass
-from itertools import combinations
 
-from peftlab.report.stats import GroupStats, RowStats, holm, metric_title, paired_test, shared_rows
+from peftlab.report.paired import PairTest
+from peftlab.report.stats import GroupStats, metric_title
 from peftlab.report.tables import _md_table, _p_text
 
 ALPHA = 0.05
 
 
 @dataclass
-class Pair:
-    task: str
-    model: str
-    metric: str
-    first: str
-    second: str
-    difference: float
-    """first − second, on the problems both scored."""
-    n: int
-    p: float
-    p_holm: float
-    test: str
-
-
-def _pair(first: RowStats, second: RowStats, metric: str):
-    second_rows, first_rows = shared_rows(second, first)  # in first's order
-    if not first_rows:
-        return None
-    a, b = first.scores[metric][first_rows], second.scores[metric][second_rows]
-    p, test = paired_test(a, b)
-    return float(a.mean() - b.mean()), len(first_rows), p, test
+class Pair(PairTest):
+    task: str = ""
 
 
 def all_pairs(groups: list[GroupStats]) -> list[Pair]:
-    """Every pair of rows per task, model and item-level paired metric, first the better one."""
-    found: list[Pair] = []
-    for stats in groups:
-        for model in sorted({row.row.model for row in stats.rows}):
-            for metric in stats.metrics:
-                spec = stats.specs.get(metric, {})
-                if not spec.get("paired_test") or spec.get("aggregation") != "mean":
-                    continue
-                rows = [row for row in stats.rows if row.row.model == model and metric in row.scores]
-                block = []
-                for first, second in combinations(rows, 2):
-                    result = _pair(first, second, metric)
-                    if result is None:
-                        continue
-                    difference, n, p, test = result
-                    if difference < 0:
-                        first, second, difference = second, first, -difference
-                    block.append(Pair(stats.group.title, model, metric, first.row.label, second.row.label,
-                                      difference, n, p, p, test))
-                for pair, adjusted in zip(block, holm([pair.p for pair in block])):
-                    pair.p_holm = adjusted
-                found += block
-    return found
+    """Every pair of rows per task, model and paired-tested metric, first the better one (degenerate pairs
+    included, marked)."""
+    return [Pair(**asdict(test), task=stats.group.title) for stats in groups for test in stats.pairs]
 
 
 def pairs_cells(groups: list[GroupStats]) -> tuple[str, list[str], list[list[str]]]:
     """A one-sentence summary, the header and the rows of the all-pairs table: significant pairs
     (Holm-adjusted p < 0.05) first, then by difference."""
-    pairs = all_pairs(groups)
+    listed = all_pairs(groups)
+    degenerate = [pair for pair in listed if pair.degenerate]
+    pairs = [pair for pair in listed if not pair.degenerate]
     specs = {key: spec for stats in groups for key, spec in stats.specs.items()}
     pairs.sort(key=lambda pair: (pair.task, pair.model, pair.metric, pair.p_holm >= ALPHA, -pair.difference))
     header = ["Task", "Model", "Metric", "Better", "Worse", "Difference", "n", "p", "p (Holm)", "Significant"]
@@ -81,9 +45,15 @@ def pairs_cells(groups: list[GroupStats]) -> tuple[str, list[str], list[list[str
              f"{pair.difference:+.3f}", str(pair.n), _p_text(pair.p), _p_text(pair.p_holm),
              "yes" if pair.p_holm < ALPHA else "no"] for pair in pairs]
     significant = sum(pair.p_holm < ALPHA for pair in pairs)
-    note = (f"{significant} of {len(pairs)} pairs differ significantly (Holm-adjusted p < {ALPHA} within each "
-            "task, model and metric; exact McNemar on 0/1 scores, sign-flip permutation test otherwise)."
-            if pairs else "No pair of methods shares a scored problem.")
+    note = (f"Exploratory: {significant} of {len(pairs)} pairs differ significantly (Holm-adjusted p < {ALPHA} "
+            "over all pairs of each task, model and metric; exact McNemar on 0/1 scores, sign-flip permutation "
+            "test otherwise, permutation on the corpus statistic for CodeBLEU)."
+            if pairs else "No pair of methods that shares a scored problem scores differently on it.")
+    if degenerate:
+        families = Counter((pair.task, pair.model, metric_title(pair.metric, specs)) for pair in degenerate)
+        apart = "; ".join(f"{' · '.join(family)}: {count}" for family, count in families.items())
+        note += (f" Not tests, left out of the adjustment: {len(degenerate)} pairs score identically on every "
+                 f"item ({apart}).")
     return note, header, rows
 
 
@@ -96,7 +66,7 @@ def pairs_markdown(groups: list[GroupStats]) -> str:
 
 
 def pairs_json(groups: list[GroupStats]) -> str:
-    """Every pair as JSON (``{"alpha", "pairs": [...]}``, each with ``significant``), for scripts and for
+    """Every pair as JSON (``{"alpha", "pairs": [...]}``, each with ``significant`` and ``degenerate``), for scripts and for
     ``peftlab study``'s closing summary."""
-    pairs = [{**asdict(pair), "significant": pair.p_holm < ALPHA} for pair in all_pairs(groups)]
+    pairs = [{**asdict(pair), "significant": not pair.degenerate and pair.p_holm < ALPHA} for pair in all_pairs(groups)]
     return json.dumps({"alpha": ALPHA, "pairs": pairs}, indent=1) + "\n"

@@ -1,23 +1,14 @@
-"""Confidence intervals and paired tests over test items (see docs/report.md).
+"""Per-row and per-group statistics of the report (see docs/report.md): each row's per-item scores
+averaged over its seeds, their confidence intervals, the best rows, and the paired tests.
 
-- :func:`bootstrap_ci`: 95% percentile bootstrap of the mean of per-item scores, 1000 resamples. The
-  resampled indices depend only on the number of items (seeded with ``SEED`` and ``n``; drawn in
-  :mod:`peftlab.report.resampling`, which corpus CodeBLEU shares), so the same items are drawn for every
-  method and the output never depends on the order in which rows are processed.
-- :func:`paired_test`: McNemar's exact test when both methods' per-item scores are 0/1 (EM, pass@k with
-  one sample), otherwise a two-sided paired sign-flip permutation test on the per-item differences
-  (exact enumeration up to ``EXACT_LIMIT`` non-zero differences, else ``PERMUTATIONS`` random flips).
-- :func:`holm`: Holm's step-down adjustment for a family of p-values.
-
-CodeBLEU is corpus-level, not a mean: its interval and test live in :mod:`peftlab.report.corpus` and
-resample the same items. tests/test_stats_crosscheck.py checks these helpers against scipy/statsmodels.
+The tests themselves work on plain arrays (:mod:`peftlab.report.inference`); every pair of rows is tested in
+:mod:`peftlab.report.paired`. CodeBLEU is corpus-level, not a mean: its interval and test live in
+:mod:`peftlab.report.corpus` and resample the same items.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
-from math import comb
 
 import numpy as np
 
@@ -25,88 +16,11 @@ from peftlab.metrics.codebleu_stats import corpus_scores, item_scores
 from peftlab.metrics.exact_match import normalize_code
 from peftlab.metrics.specs import describe
 from peftlab.report.corpus import (
-    COMPONENTS, CORPUS_METRICS, Disagreement, corpus_ci, corpus_paired_test, corpus_value, library_value,
-    disagreements, run_matrix,
+    COMPONENTS, Disagreement, corpus_ci, library_value, disagreements, run_matrix,
 )
-from peftlab.report.resampling import EXACT_LIMIT, LEVEL, PERMUTATIONS, RESAMPLES, SEED, Estimate, resample_indices
-
-
-def bootstrap_ci(values, resamples: int = RESAMPLES, level: float = LEVEL) -> Estimate:
-    """Mean of ``values`` with its percentile-bootstrap interval at ``level``.
-
-    Raises:
-        ValueError: ``values`` is empty.
-    """
-    data = np.asarray(values, dtype=float)
-    if data.size == 0:
-        raise ValueError("no values to bootstrap")
-    means = data[resample_indices(data.size, resamples)].mean(axis=1)
-    tail = (1.0 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    value = float(data.mean())
-    # Guard against rounding in the resampled means putting the point a hair outside a degenerate interval.
-    return Estimate(value, float(min(low, value)), float(max(high, value)), int(data.size))
-
-
-def _is_binary(values: np.ndarray) -> bool:
-    return bool(np.all((values == 0) | (values == 1)))
-
-
-def mcnemar_exact(a, b) -> float:
-    """Two-sided exact McNemar p-value for paired 0/1 outcomes (binomial test on the discordant pairs)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    only_a = int(np.sum((a == 1) & (b == 0)))
-    only_b = int(np.sum((a == 0) & (b == 1)))
-    discordant = only_a + only_b
-    if discordant == 0:
-        return 1.0
-    tail = sum(comb(discordant, i) for i in range(min(only_a, only_b) + 1))
-    return min(1.0, 2 * tail / 2**discordant)
-
-
-def sign_flip_test(differences, permutations: int = PERMUTATIONS) -> float:
-    """Two-sided paired permutation p-value for mean(differences) == 0, flipping each difference's sign."""
-    diff = np.asarray(differences, dtype=float)
-    diff = diff[diff != 0]
-    if diff.size == 0:
-        return 1.0
-    observed = abs(diff.sum()) - 1e-12 * max(1.0, float(np.abs(diff).sum()))
-    if diff.size <= EXACT_LIMIT:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=diff.size)))
-        return float(np.mean(np.abs(signs @ diff) >= observed))
-    rng = np.random.default_rng([SEED, diff.size])
-    extreme, done = 0, 0
-    while done < permutations:
-        batch = min(1000, permutations - done)
-        signs = rng.choice((-1.0, 1.0), size=(batch, diff.size))
-        extreme += int(np.sum(np.abs(signs @ diff) >= observed))
-        done += batch
-    return (extreme + 1) / (permutations + 1)
-
-
-def paired_test(a, b) -> tuple[float, str]:
-    """p-value for "methods ``a`` and ``b`` score the same on these items", and the test's name.
-
-    Raises:
-        ValueError: ``a`` and ``b`` differ in length or are empty.
-    """
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape or a.size == 0:
-        raise ValueError("paired test needs two equally long, non-empty score vectors")
-    if _is_binary(a) and _is_binary(b):
-        return mcnemar_exact(a, b), "McNemar exact"
-    return sign_flip_test(a - b), "sign-flip permutation"
-
-
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm-adjusted p-values, in the input order."""
-    order = sorted(range(len(pvalues)), key=lambda i: (pvalues[i], i))
-    adjusted = [0.0] * len(pvalues)
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[index]))
-        adjusted[index] = running
-    return adjusted
+from peftlab.report.inference import bootstrap_ci
+from peftlab.report.paired import PairTest, find_pair, pair_tests
+from peftlab.report.resampling import Estimate
 
 
 # --- Per-row statistics of a report group --------------------------------------------------------------
@@ -167,7 +81,8 @@ class RowStats:
 
 @dataclass
 class Comparison:
-    """A row against the best row of the same model for one metric, on their shared items."""
+    """A row against the best row of the same model for one metric, on their shared items; ``p_holm`` is
+    the pair's Holm-adjusted p among all pairs of that model and metric (:mod:`peftlab.report.paired`)."""
 
     model: str
     metric: str
@@ -189,6 +104,8 @@ class GroupStats:
     disagreements: list[Disagreement] = field(default_factory=list)
     specs: dict = field(default_factory=dict)
     """Metric declarations of all rows: titles and column order."""
+    pairs: list[PairTest] = field(default_factory=list)
+    """Every pair of rows per model and paired-tested metric (:mod:`peftlab.report.paired`)."""
 
 
 def _item_id(item: dict, index: int) -> str:
@@ -273,12 +190,14 @@ def row_stats(row) -> RowStats:
 
 
 def group_stats(group) -> GroupStats:
-    """Row statistics, best rows per model and metric, paired tests against the best, and item-mean vs
+    """Row statistics, best rows per model and metric, every pair tested (:mod:`peftlab.report.paired`),
+    each row against the best row of its model (p-values from the all-pairs family), and item-mean vs
     corpus ranking disagreements, for a group."""
     rows = [row_stats(row) for row in group.rows]
     specs = {key: declared for stats in rows for key, declared in stats.specs.items()}
     metrics = sorted({key for stats in rows for key in stats.estimates}, key=lambda key: tuple(specs[key]["column"]))
     comparisons: list[Comparison] = []
+    pairs: list[PairTest] = []
     for model in sorted({stats.row.model for stats in rows}):
         members = [stats for stats in rows if stats.row.model == model]
         for metric in metrics:
@@ -291,34 +210,21 @@ def group_stats(group) -> GroupStats:
                     stats.best.add(metric)
             if not specs[metric]["paired_test"]:
                 continue
+            tests = pair_tests(model, metric, scored)
+            pairs += tests
             reference = next(stats for stats in scored if metric in stats.best)
-            comparisons.extend(_compare(model, metric, reference, [s for s in scored if s is not reference]))
-    return GroupStats(group, rows, metrics, comparisons, disagreements(rows), specs)
+            comparisons += _against_best(model, metric, reference, scored, tests)
+    return GroupStats(group, rows, metrics, comparisons, disagreements(rows), specs, pairs)
 
 
-def shared_rows(first: RowStats, second: RowStats) -> tuple[list[int], list[int]]:
-    """Positions in ``first`` and in ``second`` of the items both scored, paired, in ``second``'s order."""
-    positions = {item_id: index for index, item_id in enumerate(first.ids)}
-    shared = [(positions[item_id], index) for index, item_id in enumerate(second.ids) if item_id in positions]
-    return [i for i, _ in shared], [j for _, j in shared]
-
-
-def _compare(model: str, metric: str, reference: RowStats, others: list[RowStats]) -> list[Comparison]:
+def _against_best(model: str, metric: str, reference: RowStats, scored: list[RowStats],
+                  tests: list[PairTest]) -> list[Comparison]:
     found = []
-    for other in others:
-        best_rows, other_rows = shared_rows(reference, other)
-        if not best_rows:
+    for other in scored:
+        test = find_pair(tests, reference.row.label, other.row.label) if other is not reference else None
+        if test is None:
             continue
-        if metric in CORPUS_METRICS:
-            best_stats, other_stats = reference.corpus[metric][best_rows], other.corpus[metric][other_rows]
-            p, test = corpus_paired_test(other_stats, best_stats, metric)
-            difference = corpus_value(other_stats, metric) - corpus_value(best_stats, metric)
-        else:
-            best_scores, other_scores = reference.scores[metric][best_rows], other.scores[metric][other_rows]
-            p, test = paired_test(other_scores, best_scores)
-            difference = float(other_scores.mean() - best_scores.mean())
-        found.append(Comparison(model, metric, other.row.label, reference.row.label, difference, len(best_rows), p, p,
-                                test))
-    for comparison, adjusted in zip(found, holm([c.p for c in found])):
-        comparison.p_holm = adjusted
+        difference = test.difference if test.first == other.row.label else -test.difference
+        found.append(Comparison(model, metric, other.row.label, reference.row.label, difference, test.n, test.p,
+                                test.p_holm, test.test))
     return found
