@@ -9,6 +9,7 @@ Output layout (``OUT`` defaults to ``RUNS_DIR/report``)::
                                   Markdown also carries the item-mean vs corpus flags)
     OUT/pairs.{md,json}           every pair of methods per task, model and item-level metric, Holm-adjusted
     OUT/forgetting.md             methods trained on another task's data vs the zero-shot base, per metric
+    OUT/hypotheses.{md,json}      the study's declared hypotheses answered, with verdicts (confirmatory)
     OUT/tables/<task>.{md,csv,tex}
     OUT/figures/<task>-*.png
 
@@ -27,6 +28,7 @@ from peftlab.report.collect import Collection, collect_runs, group_runs
 from peftlab.report.figures import PARETO_SUFFIX, FigureFile, group_figures
 from peftlab.report.forgetting import forgetting, forgetting_markdown
 from peftlab.report.html import render_html
+from peftlab.report.hypotheses import Answer, answer_hypotheses, hypotheses_json, hypotheses_markdown, read_hypotheses
 from peftlab.report.pairs import pairs_json, pairs_markdown
 from peftlab.report.pareto import front_markdown
 from peftlab.report.stats import GroupStats, group_stats
@@ -45,7 +47,12 @@ def _generated() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", moment)
 
 
-def _markdown(collection: Collection, groups: list[GroupStats], figures: dict[str, list[FigureFile]]) -> str:
+def _specs(groups: list[GroupStats]) -> dict:
+    return {key: spec for stats in groups for key, spec in stats.specs.items()}
+
+
+def _markdown(collection: Collection, groups: list[GroupStats], figures: dict[str, list[FigureFile]],
+              answers: list[Answer]) -> str:
     name = collection.study or collection.root.name
     lines = [
         f"# peftlab report: {name}",
@@ -53,6 +60,9 @@ def _markdown(collection: Collection, groups: list[GroupStats], figures: dict[st
         f"{len(collection.runs)} finished runs, {len(collection.skipped)} skipped. {VALUES_NOTE}; the best "
         "value per model is bold. See docs/report.md for the statistics.",
         "",
+        "## Hypotheses",
+        "",
+        hypotheses_markdown(answers, _specs(groups)),
     ]
     for stats in groups:
         lines += [f"## {stats.group.title}", "", markdown_table(stats)]
@@ -129,7 +139,10 @@ def build_report(runs_dir: str | Path, out_dir: str | Path | None = None) -> dic
     _write(out_path, "pairs.md", pairs_markdown(groups), written)
     _write(out_path, "forgetting.md", forgetting_markdown(forgetting(groups)), written)
     _write(out_path, "pairs.json", pairs_json(groups), written)
-    _write(out_path, "report.md", _markdown(collection, groups, figures), written)
-    _write(out_path, "report.html", render_html(collection, groups, figures, out_path, _generated()), written)
+    answers = answer_hypotheses(read_hypotheses(runs_path), groups)
+    _write(out_path, "hypotheses.md", hypotheses_markdown(answers, _specs(groups)), written)
+    _write(out_path, "hypotheses.json", hypotheses_json(answers), written)
+    _write(out_path, "report.md", _markdown(collection, groups, figures, answers), written)
+    _write(out_path, "report.html", render_html(collection, groups, figures, out_path, _generated(), answers), written)
     _remove_stale(out_path, written)
     return dict(sorted(written.items()))

@@ -15,6 +15,7 @@ from peftlab.report.collect import Collection
 from peftlab.report.figures import PARETO_SUFFIX, FigureFile
 from peftlab.report.forgetting import NOTE as FORGETTING_NOTE
 from peftlab.report.forgetting import forgetting, forgetting_cells
+from peftlab.report.hypotheses import HYPOTHESES_NUMERIC, NOTE as HYPOTHESES_NOTE, Answer, hypotheses_cells
 from peftlab.report.pairs import PAIRS_NUMERIC, pairs_cells
 from peftlab.report.pareto import front_lines
 from peftlab.report.stats import GroupStats
@@ -88,7 +89,7 @@ def _figure(out_dir: Path, figure: FigureFile) -> str:
 
 def render_html(
     collection: Collection, groups: list[GroupStats], figures: dict[str, list[FigureFile]], out_dir: Path,
-    generated: str,
+    generated: str, answers: list[Answer] = (),
 ) -> str:
     """The report page; ``figures`` maps a group slug to its figures (PNG files under ``out_dir``)."""
     name = collection.study or collection.root.name
@@ -110,10 +111,18 @@ def render_html(
         f"<code>peftlab report {escape(collection.root.name)}</code>.</p>",
         "<nav><ul>",
     ]
+    parts.append('<li><a href="#hypotheses">Hypotheses</a></li>')
     parts += [f'<li><a href="#{stats.group.slug}">{escape(stats.group.title)}</a></li>' for stats in groups]
     parts += ['<li><a href="#significance">Significance</a></li>', '<li><a href="#pairs">All pairs</a></li>',
               '<li><a href="#item-mean-vs-corpus">Item mean vs corpus</a></li>',
               '<li><a href="#skipped">Skipped runs</a></li>', "</ul></nav>"]
+    parts.append('<h2 id="hypotheses">Hypotheses</h2>')
+    if answers:
+        header, rows = hypotheses_cells(list(answers), {k: v for stats in groups for k, v in stats.specs.items()})
+        parts += [f'<p class="note">{escape(HYPOTHESES_NOTE)}</p>',
+                  _table(header, [[(text, False) for text in row] for row in rows], HYPOTHESES_NUMERIC)]
+    else:
+        parts.append('<p class="note">The study declared no hypotheses: every table below is exploratory.</p>')
     for stats in groups:
         header, rows = result_cells(stats)
         parts.append(f'<h2 id="{stats.group.slug}">{escape(stats.group.title)}</h2>')

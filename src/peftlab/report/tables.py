@@ -22,8 +22,9 @@ SIGNIFICANCE_NOTE = (
     "Each method against the best method of the same model and task, on the test items both share: "
     "McNemar's exact test for 0/1 scores (EM, pass@k), a paired permutation test on the corpus statistic for "
     "CodeBLEU (items' outputs swapped between the two methods), a paired sign-flip permutation test otherwise "
-    "(seed-averaged or fractional scores). Difference = method − best. p (Holm) adjusts within one model and "
-    "metric."
+    "(seed-averaged or fractional scores). Difference = method − best. Exploratory: p (Holm) is the pair's "
+    "adjusted p among all pairs of the same model and metric (the best method is chosen after looking, so "
+    "adjusting over its comparisons alone would overstate significance)."
 )
 DISAGREEMENT_NOTE = (
     "Pairs of methods of one model that a metric's corpus value and its item mean rank in opposite order. "

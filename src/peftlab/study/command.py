@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -14,6 +16,7 @@ from peftlab.errors import UserError
 from peftlab.methods import METHODS
 from peftlab.metrics.specs import describe
 from peftlab.runs.directory import directory_lock, ensure_writable_dir, read_metrics
+from peftlab.report.declared import STUDY_FILE
 from peftlab.study.spec import Cell, expand, load_study, shard_cells
 from peftlab.study.runner import cell_state, run_study
 
@@ -76,8 +79,10 @@ def _print_pairs(pairs_file: Path, console: Console) -> None:
     """Which pairs of methods differ significantly (the report's all-pairs tests), one line each."""
     listed = json.loads(pairs_file.read_text())
     significant = [pair for pair in listed["pairs"] if pair["significant"]]
-    console.print(f"{len(significant)} of {len(listed['pairs'])} method pairs differ significantly "
-                  f"(paired test, Holm-adjusted p < {listed['alpha']}, per task, model and metric)"
+    tests = [pair for pair in listed["pairs"] if not pair.get("degenerate")]
+    console.print(f"exploratory: {len(significant)} of {len(tests)} method pairs differ significantly "
+                  f"(paired test, Holm-adjusted p < {listed['alpha']} over all pairs per task, model and metric"
+                  f"; {len(listed['pairs']) - len(tests)} pairs identical on every item, not tests)"
                   + (":" if significant else "."))
     for pair in significant:
         console.print(f"  {pair['task']} · {pair['model']} · {pair['metric']}: {pair['first']} > {pair['second']} "
@@ -211,7 +216,27 @@ def run_study_command(study_file: Path | None, preset: str, output_dir: str | No
     lock_dir = ensure_writable_dir(study_dir / "shards" / f"{shard[0]}-of-{shard[1]}", "shard directory") \
         if shard else study_dir
     with directory_lock(lock_dir, "study shard" if shard else "study directory"):
+        record_study(spec, study_dir)
         return _run_locked(spec, cells, retry_failed, report, console, devices, shard)
+
+
+def record_study(spec, study_dir: Path) -> None:
+    """Write the study as run (hypotheses included) to ``study.yaml`` beside its cells, for the report.
+    Shards write the same text; the rename makes each write whole."""
+    text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
+    partial = study_dir / f".{STUDY_FILE}.{os.getpid()}"
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(study_dir / STUDY_FILE)
+
+
+def _print_verdicts(report_dir: Path, console: Console) -> None:
+    listed = json.loads((report_dir / "hypotheses.json").read_text())["hypotheses"]
+    if not listed:
+        return
+    console.print(f"{len(listed)} declared hypotheses (Holm-adjusted over these, alpha 0.05; "
+                  f"{report_dir / 'hypotheses.md'}):")
+    for item in listed:
+        console.print(f"  {item['line']}", markup=False)
 
 
 def _run_locked(spec, cells: list[Cell], retry_failed: bool, report: bool, console: Console, devices=None,
@@ -227,6 +252,7 @@ def _run_locked(spec, cells: list[Cell], retry_failed: bool, report: bool, conso
 
         report_dir = Path(spec.output_dir) / "report"
         build_report(Path(spec.output_dir), report_dir)
+        _print_verdicts(report_dir, console)
         _print_pairs(report_dir / "pairs.json", console)
         console.print(f"report: {report_dir / 'report.html'} (tables in {report_dir / 'tables'}, 95% CIs; "
                       f"every pair in {report_dir / 'pairs.md'})")

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from peftlab.config import Config, load_config
 from peftlab.errors import UserError
 from peftlab.methods import METHODS, get_method, resolve_method_options
+from peftlab.report.declared import Hypothesis
 from peftlab.tasks import resolve_task_options, task_class
 
 PRESETS = {"default": "study-default.yaml", "separation": "study-separation.yaml", "full": "study-full.yaml",
@@ -62,6 +63,8 @@ class StudySpec(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [42])
     methods: list[MethodEntry] = Field(default_factory=list)
     sweeps: list[Sweep] = Field(default_factory=list)
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+    """Confirmatory questions the report answers with a verdict (docs/study.md, "Hypotheses")."""
 
     @field_validator("methods", "tasks", mode="before")
     @classmethod
@@ -192,12 +195,26 @@ def _share_training(cells: list[Cell]) -> None:
             cell.labels["adapter_from"] = owner.key
 
 
+def _check_hypotheses(spec: StudySpec) -> None:
+    """Each hypothesis names methods, a task and a model of this study (rows are matched when reporting)."""
+    methods, tasks = {method.name for method in spec.methods}, {task.name for task in spec.tasks}
+    for number, hypothesis in enumerate(spec.hypotheses, start=1):
+        where = f"hypothesis {number} ({hypothesis.title})"
+        unknown = [name for name in hypothesis.method_names if name not in methods]
+        if unknown:
+            raise UserError(f"{where} names methods not in the study: {', '.join(unknown)}")
+        if hypothesis.task is not None and hypothesis.task not in tasks:
+            raise UserError(f"{where} names task '{hypothesis.task}', not in the study ({', '.join(sorted(tasks))})")
+        if hypothesis.model is not None and hypothesis.model not in spec.models:
+            raise UserError(f"{where} names model '{hypothesis.model}', not in the study")
+
+
 def expand(spec: StudySpec, default_data_root: str | None = None) -> list[Cell]:
     """All cells of the study, deduplicated by config hash, with ``output_dir`` set to the cell directory.
 
     Raises:
         UserError: unknown method, unknown or ill-typed key (in ``base``, a method's overrides or a sweep),
-            a sweep naming a method the study lacks, or an empty matrix.
+            a sweep or a hypothesis naming a method the study lacks, or an empty matrix.
     """
     known = set(METHODS)
     for method in spec.methods:
@@ -208,6 +225,7 @@ def expand(spec: StudySpec, default_data_root: str | None = None) -> list[Cell]:
         missing = set(sweep.methods or []) - study_methods
         if missing:
             raise UserError(f"sweep over '{sweep.key}' names methods not in the study: {', '.join(sorted(missing))}")
+    _check_hypotheses(spec)
     base_keys = {item.split("=", 1)[0] for item in _flatten(spec.base)}
     data_root = None if "data.dir" in base_keys else default_data_root
     cells: dict[str, Cell] = {}
