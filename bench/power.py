@@ -1,6 +1,8 @@
-"""How many test problems a study needs for its paired test to separate two methods.
+"""How many test problems a study needs for its paired test to separate two methods (or to show them
+equivalent).
 
-    .venv/bin/python bench/power.py [--difference 0.10] [--discordance 0.20] [--pairs 21] [--out NAME]
+    .venv/bin/python bench/power.py [--difference 0.10] [--discordance 0.20] [--pairs 21] [--margin 0.05]
+                                    [--sizes 40 200 397] [--out NAME]
 
 Two methods scored 0/1 on the same N problems differ on a share ``q`` of them (the discordant problems);
 their pass@1 differs by ``d``. The report's test is exact McNemar (:func:`peftlab.report.inference.mcnemar_exact`),
@@ -18,34 +20,9 @@ import json
 from itertools import combinations
 from pathlib import Path
 
-from scipy.stats import binom
-
-from peftlab.report.inference import mcnemar_exact
+from peftlab.report.power import equivalence_power, superiority_power
 
 SIZES = (40, 60, 80, 100, 150, 200, 250, 300, 397)
-
-
-def _critical_counts(discordant: int, alpha: float) -> int | None:
-    """Smallest count b of "only the better method passes" among ``discordant`` problems that the exact
-    McNemar test rejects at ``alpha`` (the test is symmetric, so b >= this or b <= discordant - this)."""
-    for count in range((discordant + 1) // 2, discordant + 1):
-        if mcnemar_exact([1] * count + [0] * (discordant - count), [0] * count + [1] * (discordant - count)) < alpha:
-            return count
-    return None
-
-
-def power(n: int, difference: float, discordance: float, alpha: float) -> float:
-    """P(exact McNemar rejects at ``alpha``) for N = ``n`` problems, pass@1 difference ``difference`` and
-    discordant share ``discordance`` (needs discordance >= difference)."""
-    better_share = (discordance + difference) / (2 * discordance)  # of the discordant, where the better one passes
-    total = 0.0
-    for discordant in range(1, n + 1):
-        critical = _critical_counts(discordant, alpha)
-        if critical is None:
-            continue
-        reject = binom.sf(critical - 1, discordant, better_share) + binom.cdf(discordant - critical, discordant, better_share)
-        total += binom.pmf(discordant, n, discordance) * reject
-    return float(total)
 
 
 def observed_discordance(run_dirs: list[Path]) -> list[dict]:
@@ -73,16 +50,30 @@ def main() -> None:
     parser.add_argument("--discordance", type=float, default=0.20)
     parser.add_argument("--pairs", type=int, default=21, help="pairs Holm adjusts over (7 methods: 21)")
     parser.add_argument("--runs", nargs="*", type=Path, default=[], help="finished execution-scored runs")
+    parser.add_argument("--margin", type=float, default=None, help="also: TOST power within this margin")
+    parser.add_argument("--sizes", nargs="*", type=int, default=list(SIZES))
     parser.add_argument("--out", default="power")
     args = parser.parse_args()
     strict = 0.05 / args.pairs
-    rows = [{"n": n, "power_0.05": power(n, args.difference, args.discordance, 0.05),
-             f"power_holm_first_of_{args.pairs}": power(n, args.difference, args.discordance, strict)} for n in SIZES]
+    rows = [{"n": n, "power_0.05": superiority_power(n, args.difference, args.discordance, 0.05),
+             f"power_holm_first_of_{args.pairs}": superiority_power(n, args.difference, args.discordance, strict)}
+            for n in args.sizes]
+    if args.margin:
+        for row in rows:
+            row["equivalence_power_0.05"] = equivalence_power(row["n"], args.margin, args.discordance, 0.05)
+            row[f"equivalence_power_holm_first_of_{args.pairs}"] = equivalence_power(row["n"], args.margin,
+                                                                                     args.discordance, strict)
     header = f"pass@1 difference {args.difference:.2f}, discordant share {args.discordance:.2f}"
     lines = [f"# Power of the paired test ({header})", "",
              f"| problems | power at alpha 0.05 | power at alpha 0.05/{args.pairs} (strictest Holm step) |",
              "|---:|---:|---:|"]
     lines += [f"| {row['n']} | {row['power_0.05']:.2f} | {row[f'power_holm_first_of_{args.pairs}']:.2f} |" for row in rows]
+    if args.margin:
+        lines += ["", f"Equivalence (TOST, margin ±{args.margin:g}, true difference 0, discordant share "
+                  f"{args.discordance:.2f}):", "",
+                  f"| problems | power at alpha 0.05 | power at alpha 0.05/{args.pairs} |", "|---:|---:|---:|"]
+        lines += [f"| {row['n']} | {row['equivalence_power_0.05']:.2f} | "
+                  f"{row[f'equivalence_power_holm_first_of_{args.pairs}']:.2f} |" for row in rows]
     observed = observed_discordance(args.runs) if args.runs else []
     if observed:
         lines += ["", "Observed between runs:", "", "| first | second | n | discordance | difference |", "|---|---|---:|---:|---:|"]

@@ -263,12 +263,16 @@ def study(
         False, "--dry-run",
         help="List the cells (hash, status, time estimate) and exit: nothing is trained, built or written.",
     ),
+    plan: bool = typer.Option(
+        False, "--plan",
+        help="The dry run plus each declared hypothesis's power at the study's size; nothing is run.",
+    ),
 ):
     """Run a study matrix (models x tasks x seeds x methods, plus sweeps); re-running skips finished cells."""
     from peftlab.study.command import parse_shard
 
     part = parse_shard(shard)
-    if dry_run:
+    if dry_run or plan:
         from peftlab.study.command import dry_run_study
 
         raise typer.Exit(dry_run_study(study_file, preset, output_dir, retry_failed, shard=part))

@@ -17,6 +17,7 @@ from peftlab.methods import METHODS
 from peftlab.metrics.specs import describe
 from peftlab.runs.directory import directory_lock, ensure_writable_dir, read_metrics
 from peftlab.report.declared import STUDY_FILE
+from peftlab.study.plan import estimate_seconds, finished_costs, plan_hypotheses
 from peftlab.study.spec import Cell, expand, load_study, shard_cells
 from peftlab.study.runner import cell_state, run_study
 
@@ -127,9 +128,10 @@ def _duration(seconds: float) -> str:
 
 def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, retry_failed: bool,
                   console: Console | None = None, shard: tuple[int, int] | None = None) -> int:
-    """``peftlab study --dry-run``: every cell's title, hash and status, whether a run would run it, and the
-    time left, estimated per cell as the mean wall time of this study's finished cells of the same method
-    ("unknown" when none has finished). Reads ``cell.json`` files only: no lock, no data, nothing written.
+    """``peftlab study --plan`` (or ``--dry-run``): every cell's title, hash and status, whether a run would
+    run it, the time left (:func:`peftlab.study.plan.estimate_seconds`: from this study's finished cells,
+    "unknown" when none is alike), and each declared hypothesis's power. Reads the study's files only: no
+    lock, no data, nothing written.
 
     Raises:
         UserError: the study is malformed.
@@ -142,13 +144,9 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
             states[cell.key] = cell_state(Path(cell.config.output_dir))
         except (OSError, ValueError):
             states[cell.key] = {"status": "unreadable"}
-    walls: dict[str, list[float]] = {}
-    for cell in cells:
-        state = states[cell.key]
-        if state.get("status") == "done" and isinstance(state.get("wall_time_s"), (int, float)):
-            walls.setdefault(cell.labels["method"], []).append(state["wall_time_s"])
+    finished = finished_costs(cells, states)
     part = f", shard {shard[0]}/{shard[1]}" if shard else ""
-    table = Table(title=f"study '{spec.name}' in {spec.output_dir} (dry run{part})")
+    table = Table(title=f"study '{spec.name}' in {spec.output_dir} (plan{part})")
     for column in ("cell", "title", "status", "next run", "estimate"):
         table.add_column(column, justify="right" if column == "estimate" else "left")
     left, to_run, unknown = 0.0, 0, []
@@ -156,28 +154,34 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
         status = states[cell.key].get("status", "left")
         # as study_runner.run_study decides: done cells are skipped, failed ones only rerun on request
         runs = status not in ("done", "failed") or (status == "failed" and retry_failed)
-        known = walls.get(cell.labels["method"])
-        mean = sum(known) / len(known) if known else None
+        estimate = estimate_seconds(cell, finished) if runs else None
         if runs:
             to_run += 1
-            if mean is None:
+            if estimate is None:
                 unknown.append(cell.labels["method"])
             else:
-                left += mean
-        estimate = "-" if not runs else "unknown" if mean is None else _duration(mean)
-        table.add_row(cell.key, cell.title, status, "runs" if runs else "skipped", estimate)
+                left += estimate
+        shown = "-" if not runs else "unknown" if estimate is None else _duration(estimate)
+        table.add_row(cell.key, cell.title, status, "runs" if runs else "skipped", shown)
     console.print(table)
     counts = Counter(state.get("status", "left") for state in states.values())
     summary = f"{len(cells)} cells: {counts['done']} done, {counts['failed']} failed, {to_run} to run; time left: "
     if not to_run:
         summary += "none"
     elif not unknown:
-        summary += f"~{_duration(left)} (from finished cells of the same methods)"
+        summary += f"~{_duration(left)} (from this study's finished cells)"
     else:
         summary += f"unknown for {len(unknown)} (no finished {', '.join(sorted(set(unknown)))} cell yet)"
         if to_run > len(unknown):
             summary += f", ~{_duration(left)} for the other {to_run - len(unknown)}"
     console.print(summary)
+    plans = plan_hypotheses(spec.hypotheses, cells)
+    if plans:
+        console.print(f"{len(plans)} declared hypotheses; power at alpha 0.05/{len(plans)} (Holm's strictest step):")
+        for plan in plans:
+            console.print(f"  {plan.line()}", markup=False)
+    else:
+        console.print("No hypotheses declared: the report's tables will be exploratory only (docs/study.md).")
     return 0
 
 
