@@ -171,3 +171,33 @@ def test_a_study_file_with_hypotheses_round_trips(tmp_path):
         {"a": "icl", "b": "zero-shot", "test": "equivalence", "margin": 0.05, "name": "(x)"}]})
     record_study(spec, tmp_path)
     assert read_hypotheses(Path(tmp_path)) == spec.hypotheses
+
+
+def test_seeds_show_their_spread_and_the_test_uses_item_means(tmp_path):
+    """Two seeds per row: the table gives each seed's own value beside the CI, and a hypothesis is tested on
+    each item's mean over the seeds (fractional scores, so the sign-flip test, not McNemar)."""
+    root = tmp_path / "study"
+    number = 0
+    for method in ("lora", "zero-shot"):
+        for seed in (1, 2):
+            rows = _scored_rows(np.random.default_rng([21, number]), METHODS[method][1])
+            cell = root / "cells" / f"c{number}"
+            _write_run(cell, "m", method, seed, rows, METHODS[method][0])
+            labels = {"model": "m", "method": method, "task": "codegen", "seed": seed, "sweep": {}}
+            (cell / "cell.json").write_text(json.dumps({"cell": cell.name, "study": "s", "labels": labels,
+                                                        "status": "done", "wall_time_s": 1.0}))
+            number += 1
+    (root / "study.yaml").write_text(yaml.safe_dump({"hypotheses": [{"a": "lora", "b": "zero-shot", "metric": "em@1"}]}))
+    written = build_report(root)
+    (group,) = [group_stats(group) for group in group_runs(collect_runs(root).runs)]
+    lora = next(row for row in group.rows if row.row.label == "lora")
+    per_seed = [float(np.mean([item["scores"]["em@1"] for item in run.items])) for run in lora.row.runs]
+    assert sorted(lora.seed_means["em@1"]) == pytest.approx(sorted(per_seed))
+    assert lora.estimates["em@1"].value == pytest.approx(np.mean(per_seed))
+    table = written["tables/codegen.md"].read_text()
+    assert f"seeds {min(per_seed):.3f}–{max(per_seed):.3f}" in table
+    (answer,) = json.loads(written["hypotheses.json"].read_text())["hypotheses"]
+    assert answer["test"] == "sign-flip permutation" and answer["seeds"] == 2
+    zero = next(row for row in group.rows if row.row.label == "zero-shot")
+    assert answer["p"] == pytest.approx(paired_test(lora.scores["em@1"], zero.scores["em@1"])[0])
+    assert answer["verdict"] == "lora better"

@@ -73,6 +73,8 @@ class RowStats:
     library_codebleu: float | None = None
     """metrics.json's corpus CodeBLEU where it differs from the report's: no data-flow edge matched, which
     codebleu 0.7.0 counts as a perfect data-flow match."""
+    seed_means: dict[str, list[float]] = field(default_factory=dict)
+    """Per item-mean metric, each seed's own mean on the shared items: the spread a single training run has."""
     fallback: bool = False
     """No CodeBLEU statistics and nothing to recompute them from: no corpus column, stored item mean only."""
     specs: dict = field(default_factory=dict)
@@ -162,6 +164,7 @@ def row_stats(row) -> RowStats:
     ids = [key for key in per_run[0] if all(key in items for items in per_run[1:])]
     keys = sorted({key for items in per_run for item in items.values() for key in item["scores"]})
     scores: dict[str, np.ndarray] = {}
+    seed_means: dict[str, list[float]] = {}
     for key in keys:
         columns = []
         for items in per_run:
@@ -172,8 +175,9 @@ def row_stats(row) -> RowStats:
         else:
             if ids:
                 scores[key] = np.mean(columns, axis=0)
+                seed_means[key] = [float(column.mean()) for column in columns]
     specs = declared_specs(row.runs)
-    stats = RowStats(row, ids, scores, {}, [], set(), specs=specs)
+    stats = RowStats(row, ids, scores, {}, [], set(), specs=specs, seed_means=seed_means)
     reports_codebleu = "codebleu" in keys or any("codebleu" in run.metrics for run in row.runs)
     _codebleu(stats, per_run, reports_codebleu)
     shown = {key for key, declared in specs.items() if declared["bootstrap"]}

@@ -16,7 +16,8 @@ from peftlab.report.stats import GroupStats, metric_title
 VALUES_NOTE = (
     "CodeBLEU (corpus) is corpus-level, as in metrics.json, with a bootstrap interval over resampled test "
     "items; CodeBLEU (item mean) averages per-item scores (descriptive, untested); every other value is a "
-    "mean over test items. Intervals are 95% percentile bootstrap (1000 resamples)"
+    "mean over test items (with several seeds: of each item's mean over the seeds, and 'seeds low–high' gives "
+    "the lowest and highest single seed's value). Intervals are 95% percentile bootstrap (1000 resamples)"
 )
 SIGNIFICANCE_NOTE = (
     "Each method against the best method of the same model and task, on the test items both share: "
@@ -76,9 +77,16 @@ def result_cells(stats: GroupStats) -> tuple[list[str], list[list[tuple[str, boo
         cells.append((format_params(row.metric("trainable_params"), row.metric("trainable_percent")), False))
         for metric in stats.metrics:
             estimate = row_stats.estimates.get(metric)
-            cells.append((estimate.text() if estimate else "–", metric in row_stats.best))
+            text = estimate.text() if estimate else "–"
+            cells.append((text + seed_spread(row_stats, metric), metric in row_stats.best))
         rows.append(cells)
     return header, rows
+
+
+def seed_spread(row_stats, metric: str) -> str:
+    """`` seeds 0.500–0.550`` (each seed's own mean, lowest to highest) for a row with more than one seed."""
+    means = row_stats.seed_means.get(metric) or []
+    return f" seeds {min(means):.3f}–{max(means):.3f}" if len(means) > 1 else ""
 
 
 def _p_text(p: float) -> str:
@@ -145,7 +153,7 @@ def results_csv(stats: GroupStats) -> str:
     header = ["task", "dataset", "model", "method", "sweep", "seeds", "runs", "n_items", "trainable_params",
               "trainable_percent", "peak_memory_mb", "train_time_s"]
     for metric in stats.metrics:
-        header += [metric, f"{metric}_ci_low", f"{metric}_ci_high"]
+        header += [metric, f"{metric}_ci_low", f"{metric}_ci_high", f"{metric}_seed_min", f"{metric}_seed_max"]
     header.append("best")
     rows = []
     for row_stats in stats.rows:
@@ -159,6 +167,8 @@ def results_csv(stats: GroupStats) -> str:
         for metric in stats.metrics:
             estimate = row_stats.estimates.get(metric)
             line += [_number(estimate.value), _number(estimate.low), _number(estimate.high)] if estimate else ["", "", ""]
+            means = row_stats.seed_means.get(metric) or []
+            line += [_number(min(means)), _number(max(means))] if len(means) > 1 else ["", ""]
         line.append(";".join(metric for metric in stats.metrics if metric in row_stats.best))
         rows.append(line)
     return _csv_text(header, rows)
