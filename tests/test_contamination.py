@@ -291,7 +291,7 @@ def test_benchmark_references_humaneval_and_optional_mbpp(monkeypatch):
     assert extra["MBPP/2"] == "def add(a, b):\n    return a + b\n"  # a text prompt is not prepended
     assert extra["MBPP/3"] == "def sub(a, b):\n    return a - b\n"
     assert "MBPP/4" not in extra
-    assert ContaminationIndex(extra.items()).references == {"HumanEval": 164, "MBPP": 2}
+    assert ContaminationIndex(benchmark_references()).references == {"HumanEval": 164, "MBPP": 2, "quixbugs": 62}
 
 
 def test_default_rule():
@@ -339,3 +339,55 @@ def test_an_unpinned_source_is_one_line(tmp_path, monkeypatch, capsys):
     code, _, err = run_cli_in_process(monkeypatch, capsys, "data", "mine-codegen", "--source", "toolz",
                                       "--out", str(tmp_path / "o"), "--tokenizer", "")
     assert code == 2 and err.count("\n") == 1 and "NAME==VERSION" in err, err
+
+
+# --- Train/test overlap of a run, and QuixBugs among the benchmarks --------------------------------------
+
+def test_overlap_reports_planted_copies_and_nothing_else():
+    from peftlab.data.contamination import overlap
+
+    test = [("T/1", "def add(a, b):\n    total = a + b\n    return total\n"),
+            ("T/2", "def walk(tree):\n    out = []\n    for node in tree.children:\n        out.append(node.value * 2)\n"
+                    "        out.extend(walk(node))\n    return out\n")]
+    train = [("exact", "def plus(x, y):\n    s = x + y\n    return s\n"),  # renamed copy of T/1: exact after renaming
+             ("near", "def walk(tree):\n    out = []\n    for node in tree.children:\n        out.append(node.value * 3)\n"
+                      "        out.extend(walk(node))\n    return out\n"),
+             ("unrelated", "def mean(values):\n    return sum(values) / len(values)\n")]
+    card = overlap(train, test)
+    assert (card["train_items"], card["test_items"], card["exact"], card["near"]) == (3, 2, 1, 1)
+    assert [(item["train_id"], item["test_id"], item["kind"]) for item in card["items"]] == [
+        ("exact", "T/1", "exact"), ("near", "T/2", "near")]
+
+
+def test_quixbugs_programs_are_benchmark_references():
+    from peftlab.tasks.benchmarks import benchmark_references
+    from peftlab.tasks.codegen.build import contamination_filter
+    from peftlab.tasks.repair.quixbugs import quixbugs_bugs
+
+    references = dict(benchmark_references())
+    quixbugs = {key: code for key, code in references.items() if key.startswith("quixbugs/")}
+    assert len(quixbugs) == 31  # (fixed and buggy share the id)
+    gcd = next(bug for bug in quixbugs_bugs()[0] if bug["id"] == "quixbugs/gcd")
+    kept, report = contamination_filter([{"id": "mined-1", "reference": gcd["buggy"], "meta": {"name": "gcd"}},
+                                         {"id": "mined-2", "reference": "def f(x):\n    return [x] * 3\n"}])
+    assert [record["id"] for record in kept] == ["mined-2"]
+    assert report["items"][0]["benchmark_id"] == "quixbugs/gcd" and report["references"]["quixbugs"] == 62
+
+
+def test_a_run_reports_training_items_that_copy_its_test_items(tiny_data_dir, tmp_path):
+    import shutil
+
+    from peftlab.config import load_config
+    from peftlab.stages.overlap import training_overlap
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data_dir, data)
+    tests = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()]
+    planted = {**tests[1], "id": "planted-copy"}
+    with (data / "train.jsonl").open("a") as handle:
+        handle.write(json.dumps(planted) + "\n")
+    config = load_config(None, ["method.name=icl", "task=codegen", f"data.dir={data}"])
+    card = training_overlap(config)
+    assert card["exact"] >= 1
+    assert {"train_id": "planted-copy", "test_id": tests[1]["id"], "similarity": 1.0, "kind": "exact"} in card["items"]
+    assert training_overlap(load_config(None, ["method.name=zero-shot", "task=codegen", f"data.dir={data}"])) is None

@@ -25,6 +25,8 @@ API::
     ContaminationIndex(references, ngram=5, threshold=0.7)
         references: iterable of (benchmark_id, code); .match(code) -> Match | None
     drop_contaminated(records, index, code_key="reference") -> (kept, report)
+    joined_code(prompt, solution) -> str | None         prompt + solution where they parse as one program
+    overlap(train, test) -> dict                        training items that copy a test item's solution
 """
 
 from __future__ import annotations
@@ -286,3 +288,33 @@ def drop_contaminated(records: list[dict], index: ContaminationIndex,
     report = {**index.describe(), "checked": len(records), "dropped": len(items), "exact": exact,
               "near": len(items) - exact, "items": items}
     return kept, report
+
+
+def joined_code(prompt: str | None, solution: str | None) -> str | None:
+    """A solution as code: ``prompt + solution`` when the two parse as one program (HumanEval's signature
+    and docstring, then the body), else the solution alone; None without a solution."""
+    if not solution or not isinstance(solution, str) or solution == "None":
+        return None
+    joined = (prompt or "") + solution
+    try:
+        ast.parse(joined)
+        return joined
+    except (SyntaxError, ValueError):
+        return solution
+
+
+def overlap(train: list[tuple[str, str]], test: list[tuple[str, str]], ngram: int = DEFAULT_NGRAM,
+            threshold: float = DEFAULT_THRESHOLD) -> dict:
+    """Training items (``(id, code)``) that copy, exactly or nearly, a test item's solution (``(id, code)``),
+    by the same rule as the benchmark check: ``{"train_items", "test_items", "exact", "near", "items": [...]}``,
+    each item ``{train_id, test_id, similarity, kind}``."""
+    index = ContaminationIndex(test, ngram=ngram, threshold=threshold)
+    items = []
+    for train_id, code in train:
+        found = index.match(code)
+        if found is not None:
+            items.append({"train_id": train_id, "test_id": found.benchmark_id, "similarity": round(found.similarity, 3),
+                          "kind": "exact" if found.exact else "near"})
+    exact = sum(item["kind"] == "exact" for item in items)
+    return {"train_items": len(train), "test_items": len(test), "exact": exact, "near": len(items) - exact,
+            "items": items}

@@ -138,6 +138,8 @@ class RunDir:
     METRICS = "metrics.json"
     PREDICTIONS = "predictions.jsonl"
     SCORED = "scored.jsonl"
+    DATA_CARD = "data_card.json"
+    """The run's train/test overlap (:mod:`peftlab.stages.overlap`)."""
     ADAPTER = "adapter"
     LOSS_HISTORY = "loss_history.jsonl"
     CHECKPOINTS = "checkpoints"

@@ -25,6 +25,7 @@ from peftlab.prompting import prompt_token_budget
 from peftlab.runs.directory import RunDir, config_differences, training_run
 from peftlab.tasks import get_task, get_training_task
 from peftlab.interop.samples import read_samples
+from peftlab.stages.overlap import training_overlap
 from peftlab.stages.train import train
 
 
@@ -223,7 +224,7 @@ def _outputs(stage: str, config: Config, run: RunDir) -> list[str]:
     if stage == "generate":
         return [RunDir.PREDICTIONS]
     task = get_task(config.task, config)
-    return [RunDir.SCORED, *task.extra_outputs]
+    return [RunDir.SCORED, RunDir.DATA_CARD, *task.extra_outputs]
 
 
 def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
@@ -246,6 +247,11 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
         metrics = {**borrowed, **generate(config, run.path)}
     else:
         metrics = evaluate(config, run.path, **options)
+        card = training_overlap(config) if options.get("predictions") is None else None
+        if card is not None:  # the run's own training data against what it is scored on
+            (run.path / RunDir.DATA_CARD).write_text(json.dumps(card, indent=1) + "\n")
+            metrics.update(overlap_exact=card["exact"], overlap_near=card["near"],
+                           overlap_checked=card["test_items"] > 0)
     return run.finish(stage, config, metrics, _outputs(stage, config, run), started)
 
 

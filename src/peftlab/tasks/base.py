@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from peftlab.config import Config, OwnedOptions, check_owned_options
+from peftlab.data.contamination import joined_code
 from peftlab.data.hub import NamedLoader
 from peftlab.errors import UserError
 from peftlab.metrics.specs import describe
@@ -114,6 +115,12 @@ class Task(ABC):
     def response(self, problem: dict) -> str:
         """The training target for ``problem`` (in the chat format, the assistant turn's content)."""
         return problem["reference"]
+
+    def reference_code(self, problem: dict) -> str | None:
+        """The problem's solution as code, for the train/test overlap check (:mod:`peftlab.stages.overlap`):
+        the instruction and reference together where they parse as one program (HumanEval: signature, then
+        body), else the reference; None where the problem ships no solution (MultiPL-E's MBPP)."""
+        return joined_code(problem.get("instruction"), problem.get("reference"))
 
     def demonstration(self, example: dict) -> str:
         """One in-context demonstration (ICL, RAG): the prompt, the response, then a blank line. Trailing

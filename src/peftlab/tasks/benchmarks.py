@@ -3,30 +3,23 @@
 
 from __future__ import annotations
 
-import ast
-
+from peftlab.data.contamination import joined_code
 from peftlab.tasks import humaneval
 from peftlab.tasks.mbpp import data as mbpp
 
 
 def _reference_code(problem: dict) -> str | None:
     """prompt + solution when the prompt is code (HumanEval, MultiPL-E), else the solution alone."""
-    solution = problem.get("canonical_solution")
-    if not solution:
-        return None
-    joined = (problem.get("prompt") or "") + solution
-    try:
-        ast.parse(joined)
-        return joined
-    except (SyntaxError, ValueError):
-        return solution
+    return joined_code(problem.get("prompt"), problem.get("canonical_solution"))
 
 
 def benchmark_references() -> list[tuple[str, str]]:
-    """(benchmark_id, code) for every HumanEval problem, plus every MBPP problem that has a solution.
+    """(benchmark_id, code) for every HumanEval problem, every MBPP problem that has a solution, and every
+    QuixBugs program, fixed and buggy (the repair task's test set: both are indexed because one edit in a
+    five-line program moves the 5-gram Jaccard below the near-duplicate threshold).
 
-    MBPP's MultiPL-E form ships no solutions, so today it contributes nothing; the data card's
-    ``references`` counts say which benchmarks were actually checked.
+    MBPP's MultiPL-E form ships no solutions, so it contributes only where a solution is present; the data
+    card's ``references`` counts say which benchmarks were actually checked.
 
     Raises:
         UserError: a benchmark's data is unavailable or damaged.
@@ -37,4 +30,9 @@ def benchmark_references() -> list[tuple[str, str]]:
             code = _reference_code(problem)
             if code:
                 references.append((task_id, code))
+    # Imported here: loading the repair package runs its __init__, which reaches back to this module
+    # (through mined_projects' contamination filter) before this module has finished loading.
+    from peftlab.tasks.repair.quixbugs import quixbugs_bugs
+
+    references += [(bug["id"], code) for bug in quixbugs_bugs()[0] for code in (bug["fixed"], bug["buggy"])]
     return references
