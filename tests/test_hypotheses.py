@@ -201,3 +201,13 @@ def test_seeds_show_their_spread_and_the_test_uses_item_means(tmp_path):
     zero = next(row for row in group.rows if row.row.label == "zero-shot")
     assert answer["p"] == pytest.approx(paired_test(lora.scores["em@1"], zero.scores["em@1"])[0])
     assert answer["verdict"] == "lora better"
+
+
+def test_the_report_flags_a_row_whose_training_data_copies_test_items(tmp_path):
+    root = tmp_path / "runs"
+    for number, method in enumerate(("lora", "zero-shot")):
+        _write_run(root / method, "m", method, 42, _scored_rows(np.random.default_rng([4, number]), METHODS[method][1]), 5)
+    metrics = json.loads((root / "lora" / "metrics.json").read_text())
+    (root / "lora" / "metrics.json").write_text(json.dumps({**metrics, "overlap_exact": 2, "overlap_near": 1}))
+    text = build_report(root)["report.md"].read_text()
+    assert "lora: lora saw 3 training items that copy its test items' solutions (2 exact, 1 near" in text

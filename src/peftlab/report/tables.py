@@ -236,8 +236,8 @@ def disagreement_cells(groups: list[GroupStats]) -> tuple[list[str], list[list[s
 
 
 def row_notes(groups: list[GroupStats]) -> list[str]:
-    """One line per row scored on part of its test set, or whose CodeBLEU needed recomputing, fell back to
-    the item mean, or carries codebleu's corpus data-flow quirk."""
+    """One line per row scored on part of its test set, whose training data copies test items, or whose
+    CodeBLEU needed recomputing, fell back to the item mean, or carries codebleu's corpus data-flow quirk."""
     notes = []
     for stats in groups:
         for row in stats.rows:
@@ -248,6 +248,13 @@ def row_notes(groups: list[GroupStats]) -> list[str]:
                 scored = total - missing if isinstance(total, int) else "?"
                 notes.append(f"{where}: {run.name} was scored on {scored} of {total} test problems "
                              "(evaluate --partial); its values are not comparable with complete runs.")
+            for run in row.row.runs:
+                copies = (run.metrics.get("overlap_exact") or 0) + (run.metrics.get("overlap_near") or 0)
+                if copies:
+                    notes.append(f"{where}: {run.name} saw {copies} training items that copy its test items' "
+                                 f"solutions ({run.metrics.get('overlap_exact', 0)} exact, "
+                                 f"{run.metrics.get('overlap_near', 0)} near; data_card.json lists them): its "
+                                 "score may come from memory.")
             if row.recomputed:
                 notes.append(f"{where}: CodeBLEU statistics of {row.recomputed} items recomputed from the stored "
                              "top candidate and reference (scored.jsonl predates per-item statistics).")
