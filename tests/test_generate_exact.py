@@ -51,14 +51,58 @@ def test_shared_prefill_with_sampling_gives_k_candidates(setup):
 
 @pytest.mark.parametrize("stop", [[], ["\n", "e"]], ids=["no-stop", "stops"])
 @pytest.mark.parametrize("every", [1, 3, 32])
-def test_dropping_finished_sequences_gives_identical_candidates(setup, stop, every):
+def test_dropping_finished_sequences_in_chunks_gives_identical_candidates(setup, stop, every):
+    """The chunked path (used where continuous batching does not apply)."""
     model, tokenizer, prompts = setup
     base = {"max_new_tokens": 12, "batch_size": 4, "stop": stop, "k": 1}
     plain = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, drop_finished=False),
                                 progress=False)
-    dropping = generate_candidates(model, tokenizer, prompts,
-                                   GenerationConfig(**base, drop_finished_every=every), progress=False)
+    dropping = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, drop_finished_every=every),
+                                   progress=False, continuous=False)
     assert dropping == plain
     assert len({c for group in plain for c in group}) > 3
     if stop:  # rows really finished at different times, so some left their batch early
         assert len({len(c) for group in plain for c in group}) > 2
+
+
+@pytest.mark.parametrize("stop", [[], ["\n", "e"]], ids=["no-stop", "stops"])
+@pytest.mark.parametrize("batch_size", [1, 2, 4])
+def test_continuous_batching_gives_the_greedy_candidates_of_whole_batches(setup, stop, batch_size):
+    """Waiting prompts take the places of finished ones (batch_size 2 with 7 prompts: several admissions,
+    caches of different lengths joined); every candidate is the whole-batch path's."""
+    model, tokenizer, prompts = setup
+    base = {"max_new_tokens": 12, "batch_size": batch_size, "stop": stop, "k": 1}
+    plain = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, drop_finished=False),
+                                progress=False)
+    continuous = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base), progress=False)
+    assert continuous == plain
+    assert len({c for group in plain for c in group}) > 3
+
+
+def test_sampled_candidates_do_not_depend_on_the_batch(setup):
+    """Each sampled candidate draws from its own generator (seed, prompt, candidate): the same candidates
+    whatever else shares the batch, and different seeds give different ones."""
+    model, tokenizer, prompts = setup
+    base = {"max_new_tokens": 10, "stop": [], "k": 3, "do_sample": True, "temperature": 1.0}
+    one = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, batch_size=1), progress=False)
+    three = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, batch_size=3), progress=False)
+    assert one == three
+    assert any(len(set(group)) > 1 for group in one)
+    other = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, batch_size=3, seed=7),
+                                progress=False)
+    assert other != one
+
+
+def test_a_model_asking_for_logits_processors_is_decoded_by_generate(setup):
+    from peftlab.stages.continuous import continuous_applies
+
+    model, _, _ = setup
+    assert continuous_applies(model, GenerationConfig())
+    assert not continuous_applies(model, GenerationConfig(k=2, num_beams=2))
+    assert not continuous_applies(model, GenerationConfig(drop_finished=False))
+    penalised = model.generation_config.repetition_penalty
+    try:
+        model.generation_config.repetition_penalty = 1.3
+        assert not continuous_applies(model, GenerationConfig())
+    finally:
+        model.generation_config.repetition_penalty = penalised

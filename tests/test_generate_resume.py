@@ -1,5 +1,6 @@
-"""Generation appends each finished batch and a re-run generates only the rest, with the same candidates
-an uninterrupted run gives (sampling included: it is seeded per batch)."""
+"""Generation appends each finished batch (continuous batching: each finished prompt) and a re-run generates
+only the rest, with the same candidates an uninterrupted run gives (sampling included: the batched path seeds
+per batch, continuous batching per candidate)."""
 
 import inspect
 import json
@@ -52,7 +53,9 @@ def problems(tiny_data_dir):
 
 
 def _config(name: str, **changes) -> GenerationConfig:
-    return GenerationConfig(**{"max_new_tokens": 6, "batch_size": 2, "stop": [], **SETTINGS[name], **changes})
+    """The batched path (``drop_finished`` off), whose calls to ``generate`` these tests count."""
+    return GenerationConfig(**{"max_new_tokens": 6, "batch_size": 2, "stop": [], "drop_finished": False,
+                               **SETTINGS[name], **changes})
 
 
 def _stop_after_first_batch(done, total):
@@ -158,7 +161,7 @@ def test_run_resume_file_names_model_method_and_training_run(tmp_path):
                     reason="pipeline.generate does not pass a ResumeFile yet (see generate.ResumeFile.in_run)")
 def test_generate_stage_interrupted_after_one_batch_generates_only_the_rest(tiny_overrides, tmp_path, monkeypatch, capsys):
     overrides = [*tiny_overrides, "method.name=zero-shot", "generation.batch_size=1", "generation.k=2",
-                 "generation.do_sample=true"]
+                 "generation.do_sample=true", "generation.drop_finished=false"]
     whole = load_config(None, [*overrides, f"output_dir={tmp_path / 'whole'}"])
     pipeline.run_command(whole, "generate")
     expected = (tmp_path / "whole" / "predictions.jsonl").read_text()
@@ -182,3 +185,24 @@ def test_generate_stage_interrupted_after_one_batch_generates_only_the_rest(tiny
     assert models[-1].calls == 2
     assert (run / "predictions.jsonl").read_text() == expected
     assert not (run / RESUME_FILE).exists(), "the resume file is removed once predictions.jsonl is written"
+
+
+@pytest.mark.parametrize("name", ["greedy", "sampling"])
+def test_continuous_batching_resumes_each_finished_prompt(model_and_tokenizer, problems, tmp_path, capsys, name):
+    """Interrupted once the first prompt is saved: the re-run decodes the five others and gives every
+    candidate an uninterrupted run gives (sampling too: each candidate has its own seeded generator)."""
+    model, tokenizer = model_and_tokenizer
+    ids, prompts = problems
+    config = _config(name, drop_finished=True)
+    uninterrupted = generate_candidates(model, tokenizer, prompts, config, progress=False)
+    path = tmp_path / RESUME_FILE
+    with pytest.raises(KeyboardInterrupt):
+        generate_candidates(model, tokenizer, prompts, config, progress=False, ids=ids, resume=path,
+                            on_batch=_stop_after_first_batch)
+    assert len(path.read_text().splitlines()) == 2  # the header and one prompt
+    capsys.readouterr()
+    resumed = generate_candidates(model, tokenizer, prompts, config, progress=False, ids=ids, resume=path)
+    assert "resuming generation: 1 of 6" in capsys.readouterr().err
+    assert resumed == uninterrupted
+    if name == "sampling":
+        assert any(len(set(group)) > 1 for group in resumed)

@@ -196,10 +196,13 @@ class GenerationConfig(_Section):
     share_prefill: bool = True
     """With beams or several samples, read each prompt once and repeat its cache, instead of once per copy."""
     drop_finished: bool = True
-    """Greedy decoding (one candidate, no beams) in chunks of ``drop_finished_every`` new tokens; a sequence
-    that has finished (EOS or a stop string) leaves its batch between chunks, so the batch no longer computes
-    for it while its longest member goes on. Same candidates; less time when answer lengths differ."""
+    """Greedy decoding and sampling by continuous batching: a sequence that has finished (EOS, a stop string,
+    ``max_new_tokens``) leaves at once and waiting prompts take the free places, ``batch_size`` prompts' worth
+    of sequences at a time (peftlab/stages/continuous.py). Same greedy candidates as whole batches; less
+    time when answer lengths differ. False: each batch runs until its longest sequence ends."""
     drop_finished_every: int = Field(32, ge=1)
+    """Where continuous batching does not apply (a model whose generation config asks for logits processors
+    such as a repetition penalty), greedy batches drop finished rows every this many new tokens."""
     stop: list[str] | None = None
     """Stop strings; ``None`` takes the task's own (its prompt format's markers), ``[]`` none at all."""
     seed: int = 42

@@ -26,10 +26,11 @@ from tqdm.auto import tqdm
 from peftlab.config import Config, GenerationConfig
 from peftlab.errors import UserError
 from peftlab.runs.directory import RunDir, training_run
+from peftlab.stages.continuous import ContinuousDecoder, continuous_applies
 
 # Not ``predictions.jsonl.partial``: that is the temporary name ``write_jsonl`` renames into place.
 RESUME_FILE = "predictions.unfinished.jsonl"
-_FORMAT = 1
+_FORMAT = 2  # 2: greedy and sampled candidates from continuous batching (stages/continuous.py)
 
 
 def generation_kwargs(config: GenerationConfig, tokenizer) -> dict:
@@ -84,12 +85,13 @@ class ResumeFile:
         self.path.unlink(missing_ok=True)
 
 
-def _fingerprint(config: GenerationConfig, ids: list[str], prompts: Sequence[str], context: Any, model) -> str:
+def _fingerprint(config: GenerationConfig, ids: list[str], prompts: Sequence[str], context: Any, model,
+                 engine: str = "batched") -> str:
     # batch_size and seed are in the settings: both decide which random numbers (and which padding) a prompt
     # gets; versions and device because the same seed draws differently across them.
     digest = hashlib.sha256()
     header = {
-        "format": _FORMAT, "generation": config.model_dump(mode="json"), "context": context,
+        "format": _FORMAT, "engine": engine, "generation": config.model_dump(mode="json"), "context": context,
         "torch": torch.__version__, "transformers": version("transformers"),
         "device": str(getattr(model, "device", "")), "dtype": str(getattr(model, "dtype", "")),
     }
@@ -281,6 +283,7 @@ def generate_candidates(
     ids: Sequence[str] | None = None,
     resume: ResumeFile | Path | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    continuous: bool = True,
 ) -> list[list[str]]:
     """``config.k`` post-processed candidates per prompt, best first (beam score order for beams).
 
@@ -292,6 +295,10 @@ def generate_candidates(
     caller discards the file once it has written the final predictions. ``ids`` (default: the prompts'
     positions) name the prompts in that file. ``on_batch(prompts_done, total)`` is called after each batch
     is saved.
+
+    Greedy decoding and sampling use continuous batching (:mod:`peftlab.stages.continuous`; each prompt is
+    saved as soon as its candidates are done) wherever it applies, unless ``continuous`` is false (the
+    batched path, kept for beams, prompt/prefix tuning and for comparison in bench/generate_speed.py).
     """
     kwargs = generation_kwargs(config, tokenizer)
     ids = [str(index) for index in range(len(prompts))] if ids is None else [str(item) for item in ids]
@@ -299,35 +306,48 @@ def generate_candidates(
         raise ValueError(f"{len(ids)} ids for {len(prompts)} prompts")
     tokenizer.padding_side = "left"
     model.eval()
+    streaming = continuous and continuous_applies(model, config)
     batches = _batches(prompts, tokenizer, config)
+    if streaming:  # every prompt is saved (and resumed) on its own
+        batches = [[index] for batch in batches for index in batch]
     texts: dict[int, list[str]] = {}
     handle = None
     if resume is not None:
         resume = resume if isinstance(resume, ResumeFile) else ResumeFile(Path(resume))
-        texts = _resumed_batches(resume, _fingerprint(config, ids, prompts, resume.context, model), ids, batches,
+        texts = _resumed_batches(resume, _fingerprint(config, ids, prompts, resume.context, model,
+                                                       "continuous" if streaming else "batched"), ids, batches,
                                  config.k)
         handle = resume.path.open("a", encoding="utf-8")
     todo = [number for number, batch in enumerate(batches) if batch[0] not in texts]
-    decode = _batch_decoder(model, tokenizer, config, kwargs)
+
+    def save(batch: list[int], decoded: list[str]) -> None:
+        rows = []
+        for offset, index in enumerate(batch):
+            texts[index] = decoded[offset * config.k : (offset + 1) * config.k]
+            rows.append(_row(index, ids[index], texts[index]))
+        if handle is not None:
+            handle.write("".join(rows))  # one write per batch; flushed so a kill keeps it
+            handle.flush()
+            os.fsync(handle.fileno())
+        bar.update(1)
+        if on_batch is not None:
+            on_batch(len(texts), len(prompts))
+
     try:
-        bar = tqdm(total=len(batches), initial=len(batches) - len(todo), desc="generate", unit="batch",
-                   disable=not progress)
+        bar = tqdm(total=len(batches), initial=len(batches) - len(todo), desc="generate",
+                   unit="prompt" if streaming else "batch", disable=not progress)
+        if streaming:
+            decoder = ContinuousDecoder(model, tokenizer, config, kwargs.get("stop_strings") or [],
+                                        {kwargs["eos_token_id"], kwargs["pad_token_id"]} - {None})
+            decoder.run({batches[n][0]: prompts[batches[n][0]] for n in todo}, [batches[n][0] for n in todo],
+                        lambda index, decoded: save([index], decoded))
+            todo = []
+        decode = _batch_decoder(model, tokenizer, config, kwargs)
         for number in todo:
             batch = batches[number]
             # Per batch, not per run: a resumed run draws for each batch what an uninterrupted one draws.
             torch.manual_seed(config.seed + number * config.batch_size)
-            decoded = decode([prompts[i] for i in batch])
-            rows = []
-            for offset, index in enumerate(batch):
-                texts[index] = decoded[offset * config.k : (offset + 1) * config.k]
-                rows.append(_row(index, ids[index], texts[index]))
-            if handle is not None:
-                handle.write("".join(rows))  # one write per batch; flushed so a kill keeps it
-                handle.flush()
-                os.fsync(handle.fileno())
-            bar.update(1)
-            if on_batch is not None:
-                on_batch(len(texts), len(prompts))
+            save(batch, decode([prompts[i] for i in batch]))
         bar.close()
     except KeyboardInterrupt:
         if handle is not None:
