@@ -1,14 +1,19 @@
-"""Generation speed: candidates per second of the plain path against peftlab's default, same prompts.
+"""Generation speed: candidates per second of the batched path (peftlab before continuous batching) against
+continuous batching, exact (float32) and with the int8 engine — same model, same prompts, one process.
 
-The plain path is what peftlab did before: prompts batched in file order, ``generate`` repeating every
-prompt once per beam before reading it (``generation.sort_by_length=false``,
-``generation.share_prefill=false``). The default batches longest first and reads each prompt once,
-repeating its key/value cache per beam. Both run in one process on the same loaded model, alternating
-(order flipped every repeat), on the first ``--problems`` prompts of a task; the outputs are compared
-candidate by candidate.
+    python bench/generate_speed.py                                   # Qwen2.5-Coder-0.5B on MBPP, chat prompts
+    python bench/generate_speed.py --problems 48 --sample-problems 8 --settings greedy sample-k10
 
-    python bench/generate_speed.py                       # writes bench/results/generate-speed.{md,json}
-    python bench/generate_speed.py --model qwen2.5-coder-0.5b --task humaneval --problems 16 --settings greedy
+* ``batched``: whole batches of ``--batch-size`` prompts (longest first, shared prefill), each running until
+  its longest answer ends, greedy rows dropped every 32 tokens (``generate_candidates(continuous=False)``).
+* ``continuous``: finished sequences leave, waiting prompts take their places (the default since issue 27),
+  float32 — the exact engine.
+* ``continuous-int8``: the same with ``generation.engine=int8``.
+
+Greedy: the share of candidates identical to the batched path's, and for the int8 engine pass@1 (MBPP's
+tests, sandboxed) against the exact engine's with the paired difference's 95% bootstrap CI. Sampling (k=10,
+temperature 0.8, top-p 0.95): draws differ between paths by design (continuous batching seeds each
+candidate); only speed is compared. Variants run alternately (order flipped each repeat); medians reported.
 """
 
 from __future__ import annotations
@@ -25,100 +30,129 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 SETTINGS = {
     "greedy": {"k": 1, "num_beams": 1},
-    "beams-k4": {"k": 4, "num_beams": 4},
+    "sample-k10": {"k": 10, "do_sample": True, "temperature": 0.8, "top_p": 0.95},
 }
-VARIANTS = {
-    "plain": {"sort_by_length": False, "share_prefill": False},
-    "peftlab": {"sort_by_length": True, "share_prefill": True},
-}
+VARIANTS = ("batched", "continuous", "continuous-int8")
 
 
-def _prompts(args):
+def _task_and_prompts(args):
     from peftlab.config import load_config
     from peftlab.models.loading import load_tokenizer
     from peftlab.prompting.format import resolve_prompt_format
     from peftlab.tasks import get_task
 
-    overrides = [f"model.name={args.model}", f"task={args.task}", f"model.prompt_format={args.prompt_format}"]
-    if args.task == "codegen":
-        overrides.append(f"data.dir={args.data}")
-    config = load_config(None, overrides)
+    config = load_config(None, [f"model.name={args.model}", f"task={args.task}", "execution.workers=2"])
     task = get_task(config.task, config)
     tokenizer = load_tokenizer(config.model.name, padding_side="left")
     prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)
-    problems = task.load("test")[: args.problems]
-    return config, tokenizer, prompt_format, [prompt_format.render(problem) for problem in problems]
+    problems = task.load("test")
+    return task, tokenizer, problems, [prompt_format.render(problem) for problem in problems]
+
+
+def _pass_at_1(task, problems, candidates) -> dict[str, float]:
+    rows = [{"id": problem["id"], "candidates": group} for problem, group in zip(problems, candidates)]
+    scored = task.evaluate(rows, partial=True).scored
+    return {row["id"]: float(row["scores"]["pass@1"]) for row in scored}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--task", default="codegen")
-    parser.add_argument("--prompt-format", default="raw")
-    parser.add_argument("--data", default="/tmp/bench-data", help="Mined codegen data (task codegen).")
-    parser.add_argument("--problems", type=int, default=24)
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b")
+    parser.add_argument("--task", default="mbpp")
+    parser.add_argument("--problems", type=int, default=48, help="prompts for greedy decoding")
+    parser.add_argument("--sample-problems", type=int, default=8, help="prompts for k=10 sampling")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--batch-size", type=int, default=16, help="greedy: prompts per batch / slots")
+    parser.add_argument("--sample-batch-size", type=int, default=2, help="sampling: prompts per batch (x k)")
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
-    from peftlab.config import GenerationConfig
-    from peftlab.stages.generate import generate_candidates
-    from peftlab.models.loading import load_model
-    from peftlab.runs.directory import package_versions
+    import numpy as np
 
-    config, tokenizer, prompt_format, prompts = _prompts(args)
-    model = load_model(config.model.name)
+    from peftlab.config import GenerationConfig
+    from peftlab.models.int8 import int8_for_generation
+    from peftlab.models.loading import load_model
+    from peftlab.report.inference import bootstrap_ci
+    from peftlab.runs.directory import package_versions
+    from peftlab.stages.generate import generate_candidates
+
+    task, tokenizer, problems, prompts = _task_and_prompts(args)
+    exact = load_model(args.model)
+    models = {"batched": exact, "continuous": exact, "continuous-int8": int8_for_generation(load_model(args.model))}
     environment = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-                   "load_average_before": os.getloadavg()}
+                   "torch_threads": __import__("torch").get_num_threads(), "load_average_before": os.getloadavg()}
     rows = []
     for setting in args.settings:
+        count = args.problems if setting == "greedy" else args.sample_problems
+        batch = args.batch_size if setting == "greedy" else args.sample_batch_size
+        generation = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=batch, stop=task.stop,
+                                      **SETTINGS[setting])
         times: dict[str, list[float]] = {name: [] for name in VARIANTS}
         outputs: dict[str, list] = {}
         for repeat in range(args.repeats):
-            order = list(VARIANTS) if repeat % 2 == 0 else list(VARIANTS)[::-1]
-            for name in order:
-                generation = GenerationConfig(
-                    max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                    stop=prompt_format.stop(), **SETTINGS[setting], **VARIANTS[name],
-                )
+            for name in (VARIANTS if repeat % 2 == 0 else VARIANTS[::-1]):
                 started = time.perf_counter()
-                outputs[name] = generate_candidates(model, tokenizer, prompts, generation, progress=False)
+                outputs[name] = generate_candidates(models[name], tokenizer, prompts[:count], generation, progress=False,
+                                                    postprocess=task.postprocess, continuous=name != "batched")
                 times[name].append(time.perf_counter() - started)
                 print(f"[{setting} {repeat + 1}/{args.repeats}] {name}: {times[name][-1]:.1f} s", flush=True)
-        candidates = len(prompts) * SETTINGS[setting]["k"]
-        identical = sum(a == b for one, other in zip(outputs["plain"], outputs["peftlab"]) for a, b in zip(one, other))
-        row = {"setting": setting, "candidates": candidates, "identical_candidates": identical}
+        candidates = count * generation.k
+        row = {"setting": setting, "prompts": count, "candidates": candidates, "batch_size": batch}
         for name in VARIANTS:
             row[name] = {"seconds": times[name], "candidates_per_s": candidates / statistics.median(times[name])}
-        row["speedup"] = row["peftlab"]["candidates_per_s"] / row["plain"]["candidates_per_s"]
+            row[name]["speedup"] = row[name]["candidates_per_s"] / row["batched"]["candidates_per_s"] \
+                if name != "batched" else 1.0
+
+            def same(first, second):
+                return sum(a == b for x, y in zip(outputs[first], outputs[second]) for a, b in zip(x, y))
+
+            row[name]["identical_to_batched"] = same(name, "batched")
+        row["int8_identical_to_exact"] = sum(a == b for x, y in zip(outputs["continuous-int8"], outputs["continuous"])
+                                             for a, b in zip(x, y))
+        if setting == "greedy":
+            exact_pass = _pass_at_1(task, problems[:count], outputs["continuous"])
+            int8_pass = _pass_at_1(task, problems[:count], outputs["continuous-int8"])
+            shared = sorted(set(exact_pass) & set(int8_pass))
+            difference = bootstrap_ci(np.array([int8_pass[i] - exact_pass[i] for i in shared]))
+            row["pass_at_1"] = {"exact": float(np.mean([exact_pass[i] for i in shared])),
+                                "int8": float(np.mean([int8_pass[i] for i in shared])),
+                                "int8_minus_exact": [difference.value, difference.low, difference.high], "n": len(shared)}
         rows.append(row)
     environment["load_average_after"] = os.getloadavg()
-
-    settings = {key: getattr(args, key) for key in ("model", "task", "prompt_format", "problems", "max_new_tokens",
-                                                   "batch_size", "repeats")}
+    settings = {key: getattr(args, key) for key in ("model", "task", "problems", "sample_problems", "max_new_tokens",
+                                                   "batch_size", "sample_batch_size", "repeats")}
     report = {"settings": settings, "environment": environment, "packages": package_versions(), "results": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"generate-speed-{args.model}-{args.task}"
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
-        f"# Generation speed: {args.model}, {args.task} ({args.prompt_format} prompts)",
+        f"# Generation speed: {args.model}, {args.task} (chat prompts)",
         "",
-        f"`python bench/generate_speed.py {' '.join(sys.argv[1:])}` — the first {args.problems} test prompts, "
-        f"batch {args.batch_size}, max {args.max_new_tokens} new tokens, the task's stop strings, "
-        f"{args.repeats} repeats alternating; median wall time. Load average before/after: "
-        f"{environment['load_average_before'][0]:.2f} / {environment['load_average_after'][0]:.2f}.",
+        f"`python bench/generate_speed.py {' '.join(sys.argv[1:])}`: max {args.max_new_tokens} new tokens, the "
+        f"task's stop strings, {args.repeats} repeat(s) alternating, median wall time; "
+        f"{environment['cpus']} CPUs, load average before/after {environment['load_average_before'][0]:.2f} / "
+        f"{environment['load_average_after'][0]:.2f}.",
         "",
-        "| setting | plain candidates/s | peftlab candidates/s | speed-up | identical candidates |",
-        "|---|---:|---:|---:|---:|",
+        "| setting | prompts × k | batch | batched cand/s | continuous cand/s (×) | continuous-int8 cand/s (×) | "
+        "continuous = batched | int8 = exact |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        lines.append(f"| {row['setting']} | {row['plain']['candidates_per_s']:.2f} | "
-                     f"{row['peftlab']['candidates_per_s']:.2f} | **{row['speedup']:.2f}x** | "
-                     f"{row['identical_candidates']}/{row['candidates']} |")
+        lines.append(
+            f"| {row['setting']} | {row['prompts']} × {row['candidates'] // row['prompts']} | {row['batch_size']} | "
+            f"{row['batched']['candidates_per_s']:.3f} | {row['continuous']['candidates_per_s']:.3f} "
+            f"(**{row['continuous']['speedup']:.2f}×**) | {row['continuous-int8']['candidates_per_s']:.3f} "
+            f"(**{row['continuous-int8']['speedup']:.2f}×**) | {row['continuous']['identical_to_batched']}/"
+            f"{row['candidates']} | {row['int8_identical_to_exact']}/{row['candidates']} |")
+    for row in rows:
+        if "pass_at_1" in row:
+            p = row["pass_at_1"]
+            low, high = p["int8_minus_exact"][1:]
+            lines += ["", f"Greedy pass@1 on the {p['n']} problems: exact {p['exact']:.3f}, int8 {p['int8']:.3f}, "
+                      f"int8 − exact {p['int8_minus_exact'][0]:+.3f} [95% CI {low:+.3f}, {high:+.3f}]."]
     table = "\n".join(lines) + "\n"
     (out / f"{stem}.md").write_text(table)
     print(table)

@@ -278,9 +278,9 @@ def test_benchmark_references_humaneval_and_optional_mbpp(monkeypatch):
     refs = benchmark_references()
     humaneval = [r for r in refs if r[0].startswith("HumanEval/")]
     assert len(humaneval) == 164
-    # MultiPL-E's MBPP ships no solutions, so the real module contributes none; one that has them is used.
-    assert all(not r[0].startswith("MBPP/") for r in refs)
-    fake = types.SimpleNamespace()
+    # MultiPL-E's MBPP ships no solutions; the original test split's 500 are vendored and indexed
+    assert sum(r[0].startswith("MBPP/") for r in refs) == 500
+    fake = types.SimpleNamespace(reference_solutions=dict)
     fake.load_problems = lambda: {
         "MBPP/2": {"task_id": "MBPP/2", "prompt": "Write a function to add.", "canonical_solution": "def add(a, b):\n    return a + b\n"},
         "MBPP/3": {"task_id": "MBPP/3", "prompt": "def sub(a, b):\n", "canonical_solution": "    return a - b\n"},
@@ -324,10 +324,12 @@ def test_mine_codegen_drops_a_planted_benchmark_copy_and_counts_it(tmp_path, mon
 
     card, names = mine("checked")
     dropped = {item["name"]: item for item in card["filtered"]["items"]}
-    assert card["filtered"]["dropped"] == len(dropped) == 2
+    assert card["filtered"]["dropped"] == len(dropped) == 3
     assert dropped["has_close_elements"]["benchmark_id"] == "HumanEval/0" and dropped["has_close_elements"]["kind"] == "exact"
     # the fixture's own Euclid gcd is a near-duplicate of HumanEval/13's solution, and is dropped too
     assert dropped["gcd"]["benchmark_id"] == "HumanEval/13" and dropped["gcd"]["kind"] == "near"
+    # and its three-line `product = x * y; return product` is, after renaming, MBPP/52's body exactly
+    assert dropped["decorated_helper"]["benchmark_id"] == "MBPP/52" and dropped["decorated_helper"]["kind"] == "exact"
     assert "has_close_elements" not in names and "gcd" not in names and "test_area" not in names
     card, names = mine("unchecked", "--no-contamination-check", "--include-tests")
     assert "filtered" not in card and "has_close_elements" in names and "test_area" in names
@@ -391,3 +393,31 @@ def test_a_run_reports_training_items_that_copy_its_test_items(tiny_data_dir, tm
     assert card["exact"] >= 1
     assert {"train_id": "planted-copy", "test_id": tests[1]["id"], "similarity": 1.0, "kind": "exact"} in card["items"]
     assert training_overlap(load_config(None, ["method.name=zero-shot", "task=codegen", f"data.dir={data}"])) is None
+
+
+def test_a_planted_mbpp_solution_in_training_data_is_reported(tiny_data_dir, tmp_path):
+    """MBPP's original solutions are indexed: a training set holding one (renamed, reformatted) is caught by
+    the mining check and by the run's overlap card against the MBPP test set."""
+    from peftlab.config import load_config
+    from peftlab.stages.overlap import training_overlap
+    from peftlab.tasks.codegen.build import contamination_filter
+    from peftlab.tasks.mbpp.data import reference_solutions
+
+    solution = reference_solutions()["MBPP/17"]  # square_perimeter, in the 397 MultiPL-E problems
+    planted = solution.replace("square_perimeter", "perimeter_of_square").replace("a", "side")
+    kept, report = contamination_filter([{"id": "mined-mbpp", "reference": planted, "meta": {}},
+                                         {"id": "mined-ok", "reference": "def g(x):\n    return [x, x]\n"}])
+    assert [record["id"] for record in kept] == ["mined-ok"]
+    assert report["items"][0]["benchmark_id"] == "MBPP/17" and report["references"]["MBPP"] == 500
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data_dir, data)
+    with (data / "train.jsonl").open("a") as handle:
+        handle.write(json.dumps({"id": "planted-mbpp", "instruction": "Perimeter of a square.", "reference": planted}) + "\n")
+    card = training_overlap(load_config(None, ["method.name=icl", "task=mbpp", "data.train_task=codegen",
+                                               f"data.dir={data}"]))
+    assert card["test_items"] == 235
+    found = [(item["train_id"], item["test_id"]) for item in card["items"]]
+    assert ("planted-mbpp", "MBPP/17") in found
+    # the fixture (mined unchecked) also holds `product = x * y; return product`: an MBPP body, caught as well
+    assert all(train_id in ("planted-mbpp", "train-00010") for train_id, _ in found)

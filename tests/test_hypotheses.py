@@ -211,3 +211,26 @@ def test_the_report_flags_a_row_whose_training_data_copies_test_items(tmp_path):
     (root / "lora" / "metrics.json").write_text(json.dumps({**metrics, "overlap_exact": 2, "overlap_near": 1}))
     text = build_report(root)["report.md"].read_text()
     assert "lora: lora saw 3 training items that copy its test items' solutions (2 exact, 1 near" in text
+
+
+def test_an_int8_row_is_compared_with_its_exact_row(tmp_path):
+    from peftlab.report.engines import engine_agreement
+
+    root = tmp_path / "study"
+    base = _scored_rows(np.random.default_rng([8]), METHODS["lora"][1])
+    changed = json.loads(json.dumps(base))
+    changed[0]["candidates"][0] = "def other():\n    pass\n"
+    changed[0]["scores"]["em@1"] = 0.0
+    for number, (rows, sweep) in enumerate(((base, {}), (changed, {"generation.engine": "int8"}))):
+        cell = root / "cells" / f"c{number}"
+        _write_run(cell, "m", "lora", 42, rows, 10)
+        labels = {"model": "m", "method": "lora", "task": "codegen", "seed": 42, "sweep": sweep}
+        (cell / "cell.json").write_text(json.dumps({"cell": cell.name, "study": "s", "labels": labels,
+                                                    "status": "done", "wall_time_s": 1.0}))
+    groups = [group_stats(group) for group in group_runs(collect_runs(root).runs)]
+    agreements = {a.metric: a for a in engine_agreement(groups)}
+    em = agreements["EM@1"]
+    changed_top = 1 if base[0]["candidates"][0] != changed[0]["candidates"][0] else 0
+    assert em.identical == pytest.approx(1 - changed_top / 60) and em.n == 60
+    assert em.difference.value == pytest.approx((changed[0]["scores"]["em@1"] - base[0]["scores"]["em@1"]) / 60)
+    assert "## Engines" in build_report(root)["report.md"].read_text()

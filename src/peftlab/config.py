@@ -118,6 +118,24 @@ LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Options added since run directories and study cells started being identified by their resolved config. At
+# these defaults they are left out of a cell's hash and count as no difference against a config written before
+# them, so existing studies keep their cells and existing runs resume.
+ADDED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "generation": {"engine": "exact"},
+}
+
+
+def without_added_defaults(dumped: dict) -> dict:
+    """A dumped config without the :data:`ADDED_DEFAULTS` options that hold their default."""
+    trimmed = dict(dumped)
+    for section, defaults in ADDED_DEFAULTS.items():
+        if isinstance(trimmed.get(section), dict):
+            trimmed[section] = {key: value for key, value in trimmed[section].items()
+                                if not (key in defaults and defaults[key] == value)}
+    return trimmed
+
+
 def check_owned_options(section: str, given: dict[str, Any], options: type[OwnedOptions], owner: str,
                         owners_of) -> BaseModel:
     """Validate the options ``given`` in ``section`` against ``options`` (the model ``owner`` declares).
@@ -206,6 +224,11 @@ class GenerationConfig(_Section):
     stop: list[str] | None = None
     """Stop strings; ``None`` takes the task's own (its prompt format's markers), ``[]`` none at all."""
     seed: int = 42
+    engine: Literal["exact", "int8"] = "exact"
+    """``exact``: the model as trained, in float32. ``int8``: every linear layer (adapter included) quantised to
+    int8 weights with dynamically quantised activations for generation (``torch.ao`` dynamic quantisation,
+    CPU only): 2–4× faster matrix products on this CPU, candidates that can differ from the exact engine's —
+    the report compares the two where a study runs both (docs/report.md, "Engines")."""
 
 
 class ExecutionConfig(_Section):

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from peftlab.errors import UserError
 from peftlab.report.collect import Collection, collect_runs, group_runs
+from peftlab.report.engines import engine_agreement, engines_markdown
 from peftlab.report.figures import PARETO_SUFFIX, FigureFile, group_figures
 from peftlab.report.forgetting import forgetting, forgetting_markdown
 from peftlab.report.html import render_html
@@ -77,6 +78,9 @@ def _markdown(collection: Collection, groups: list[GroupStats], figures: dict[st
     changes = forgetting(groups)
     if changes:
         lines += ["## Forgetting", "", forgetting_markdown(changes)]
+    engines = engines_markdown(engine_agreement(groups))
+    if engines:
+        lines += ["## Engines", "", engines]
     lines += ["## Significance", "", SIGNIFICANCE_NOTE, "", significance_markdown(groups),
               "## All pairs", "", pairs_markdown(groups),
               "## Item mean vs corpus", "", disagreement_markdown(groups), "## Skipped runs", ""]

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from peftlab.config import LEGACY_DEFAULTS, Config, dump_config
+from peftlab.config import ADDED_DEFAULTS, LEGACY_DEFAULTS, Config, dump_config
 from peftlab.data.records import write_json
 from peftlab.errors import UserError
 
@@ -65,7 +65,8 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     """``key: old -> new`` for every leaf that differs between two dumped configs (``output_dir`` ignored).
 
     A key only the old config has, at its :data:`~peftlab.config.LEGACY_DEFAULTS` value, is no difference:
-    configs written before options moved to their owners carried every method's and task's options."""
+    configs written before options moved to their owners carried every method's and task's options. Nor is
+    a key only the new one has, at its :data:`~peftlab.config.ADDED_DEFAULTS` value."""
     changes = []
     for key in sorted(set(old) | set(new)):
         dotted = f"{prefix}{key}"
@@ -75,6 +76,8 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         section, _, option = dotted.partition(".")
         if key not in new and LEGACY_DEFAULTS.get(section, {}).get(option, object()) == before:
             continue
+        if key not in old and ADDED_DEFAULTS.get(section, {}).get(option, object()) == after:
+            continue  # an option added since the old config was written, at its default
         if isinstance(before, dict) and isinstance(after, dict):
             changes.extend(config_differences(before, after, dotted + "."))
         elif before != after:

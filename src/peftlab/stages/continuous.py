@@ -126,13 +126,12 @@ class ContinuousDecoder:
     def _choose(self, logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
         if self.warpers is None:
             return logits.argmax(dim=-1).tolist()
-        chosen = []
-        for row, sequence in enumerate(sequences):
-            context = torch.tensor([sequence.tokens], dtype=torch.long)
-            scores = self.warpers(context, logits[row:row + 1].float())
-            probabilities = torch.softmax(scores, dim=-1)[0]
-            chosen.append(int(torch.multinomial(probabilities, 1, generator=sequence.generator)))
-        return chosen
+        # temperature, top-k and top-p read only the scores: one call for the whole batch (top-p sorts the
+        # vocabulary); each row then draws with its own candidate's generator
+        context = torch.zeros((len(sequences), 1), dtype=torch.long, device=logits.device)
+        probabilities = torch.softmax(self.warpers(context, logits.float()), dim=-1)
+        return [int(torch.multinomial(probabilities[row], 1, generator=sequence.generator))
+                for row, sequence in enumerate(sequences)]
 
     def _finished(self, sequence: _Sequence) -> bool:
         if sequence.tokens[-1] in self.ends or len(sequence.tokens) >= self.config.max_new_tokens:

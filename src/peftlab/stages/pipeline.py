@@ -15,6 +15,7 @@ from pathlib import Path
 from peftlab.config import Config
 from peftlab.data.records import read_jsonl, write_jsonl
 from peftlab.models.devices import resolve_placement
+from peftlab.models.int8 import int8_for_generation
 from peftlab.stages.distributed import world
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
 from peftlab.stages.generate import ResumeFile, generate_candidates
@@ -34,6 +35,16 @@ def trains(config: Config) -> bool:
 
 
 def load_for_generation(config: Config, run_dir: Path):
+    """The model that generates: :func:`load_model_with_adapter`, quantised for ``generation.engine=int8``.
+
+    Raises:
+        UserError: as :func:`load_model_with_adapter`, or the int8 engine asked of a GPU or 4/8-bit model.
+    """
+    model = load_model_with_adapter(config, run_dir)
+    return int8_for_generation(model) if config.generation.engine == "int8" else model
+
+
+def load_model_with_adapter(config: Config, run_dir: Path):
     """The base model, with the trained adapter from ``run_dir`` attached for a training method.
 
     Raises:

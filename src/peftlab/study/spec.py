@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from peftlab.config import Config, load_config
+from peftlab.config import Config, load_config, without_added_defaults
 from peftlab.errors import UserError
 from peftlab.methods import METHODS, get_method, resolve_method_options
 from peftlab.report.declared import Hypothesis
@@ -88,7 +88,8 @@ class Cell:
 
 
 def config_hash(config: Config) -> str:
-    resolved = config.model_dump(mode="json", exclude={"output_dir"})
+    # options added later, at their defaults, leave the hash of every existing cell as it was
+    resolved = without_added_defaults(config.model_dump(mode="json", exclude={"output_dir"}))
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
 
 

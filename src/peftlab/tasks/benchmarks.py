@@ -14,12 +14,13 @@ def _reference_code(problem: dict) -> str | None:
 
 
 def benchmark_references() -> list[tuple[str, str]]:
-    """(benchmark_id, code) for every HumanEval problem, every MBPP problem that has a solution, and every
+    """(benchmark_id, code) for every HumanEval problem, every MBPP solution, and every
     QuixBugs program, fixed and buggy (the repair task's test set: both are indexed because one edit in a
     five-line program moves the 5-gram Jaccard below the near-duplicate threshold).
 
-    MBPP's MultiPL-E form ships no solutions, so it contributes only where a solution is present; the data
-    card's ``references`` counts say which benchmarks were actually checked.
+    MBPP's MultiPL-E form ships no solutions; the original MBPP test split's 500 solutions (vendored, see
+    :func:`peftlab.tasks.mbpp.data.reference_solutions`) are indexed instead. The data card's ``references``
+    counts say which benchmarks were actually checked.
 
     Raises:
         UserError: a benchmark's data is unavailable or damaged.
@@ -30,6 +31,7 @@ def benchmark_references() -> list[tuple[str, str]]:
             code = _reference_code(problem)
             if code:
                 references.append((task_id, code))
+    references += list(mbpp.reference_solutions().items())  # the original MBPP test split's solutions
     # Imported here: loading the repair package runs its __init__, which reaches back to this module
     # (through mined_projects' contamination filter) before this module has finished loading.
     from peftlab.tasks.repair.quixbugs import quixbugs_bugs

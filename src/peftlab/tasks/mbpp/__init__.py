@@ -4,14 +4,16 @@ The data layer is :mod:`peftlab.tasks.mbpp.data`; provenance, licences and test 
 docs/datasets.md (section "MBPP") and the NOTICE file next to the data. Evaluation only: MultiPL-E's
 licence forbids using its contents as training data, so the task has no training split (and ICL/RAG,
 which draw demonstrations from one, cannot run on it). MultiPL-E ships no reference solutions, so MBPP
-reports pass@k and tests passed, not EM or CodeBLEU.
+reports pass@k and tests passed, not EM or CodeBLEU. The original MBPP solutions of its test split (235 of
+the 397 problems) are vendored for one purpose: checking training data against them
+(:meth:`MBPP.reference_code`, :mod:`peftlab.tasks.benchmarks`).
 """
 
 from __future__ import annotations
 
 from peftlab.execution.scoring import ExecutionProblem
 from peftlab.tasks.executed import ExecutedTask
-from peftlab.tasks.mbpp.data import load_problems
+from peftlab.tasks.mbpp.data import load_problems, reference_solutions
 
 STOP_STRINGS = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#")
 """MultiPL-E's Python stop tokens (``\\ndef``, ``\\n#``, ``\\nif``, ``\\nclass``) plus ``\\nprint(``, as for
@@ -31,3 +33,7 @@ class MBPP(ExecutedTask):
     def execution_problems(self) -> dict[str, ExecutionProblem]:
         return {task_id: ExecutionProblem(p["prompt"], p["entry_point"], p["test"])
                 for task_id, p in load_problems().items()}
+
+    def reference_code(self, problem: dict) -> str | None:
+        """MBPP's original solution where its test split has one, for the train/test overlap check."""
+        return reference_solutions().get(problem["id"])

