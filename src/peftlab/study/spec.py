@@ -25,7 +25,8 @@ from peftlab.report.declared import Hypothesis
 from peftlab.tasks import resolve_task_options, task_class
 
 PRESETS = {"default": "study-default.yaml", "separation": "study-separation.yaml", "full": "study-full.yaml",
-           "testgen": "study-testgen.yaml", "repair": "study-repair.yaml"}
+           "testgen": "study-testgen.yaml", "repair": "study-repair.yaml",
+           "decide-codegen": "study-decide-codegen.yaml"}
 
 
 class _Strict(BaseModel):
