@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="*", type=int, default=list(SIZES))
     parser.add_argument("--out", default="power")
     args = parser.parse_args()
+    if not 0 < args.difference <= args.discordance <= 1:
+        parser.error(f"--difference ({args.difference}) must be positive and at most --discordance ({args.discordance}): "
+                     "two methods cannot differ on more problems than they disagree on")
     strict = 0.05 / args.pairs
     rows = [{"n": n, "power_0.05": superiority_power(n, args.difference, args.discordance, 0.05),
              f"power_holm_first_of_{args.pairs}": superiority_power(n, args.difference, args.discordance, strict)}
