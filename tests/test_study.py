@@ -142,10 +142,12 @@ def test_tiny_study_killed_mid_matrix_resumes_without_redoing_cells(tiny_model_d
         models=[str(tiny_model_dir), str(tiny_model_dir_b)],
         methods=["zero-shot", {"name": "icl", "overrides": {"method.shots": 1}}, "lora"],
         base={
-            "data": {"dir": str(tiny_data_dir)},
+            "data": {"dir": str(tiny_data_dir), "test_size": 4},
             "train": {"max_steps": 2, "batch_size": 4},
             "generation": {"max_new_tokens": 4, "stop": [], "k": 2, "num_beams": 2},
         },
+        hypotheses=[{"name": "LoRA beats zero-shot", "a": "lora", "b": "zero-shot", "model": str(tiny_model_dir),
+                     "metric": "em@1"}],
     )
     command = [sys.executable, "-m", "peftlab.cli", "study", str(path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -163,7 +165,12 @@ def test_tiny_study_killed_mid_matrix_resumes_without_redoing_cells(tiny_model_d
     pairs = json.loads((out / "report" / "pairs.json").read_text())["pairs"]
     significant = sum(pair["significant"] for pair in pairs)
     tests = sum(not pair["degenerate"] for pair in pairs)
-    assert f"{significant} of {tests} method pairs differ significantly" in " ".join(result.stdout.split())
+    said = " ".join(result.stdout.split())
+    assert f"{significant} of {tests} method pairs differ significantly" in said
+    # the declared hypothesis: its power before the cells run, its verdict after the report
+    assert "1 declared hypotheses; power at alpha 0.05/1" in said and "LoRA beats zero-shot: power" in said
+    (answer,) = json.loads((out / "report" / "hypotheses.json").read_text())["hypotheses"]
+    assert f"LoRA beats zero-shot: {answer['verdict']}" in said and answer["n"] == 3  # the tiny test split
     after = _cell_files(out)
     assert len(after) == 6
     for key, stamp in finished.items():

@@ -175,6 +175,12 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
         if to_run > len(unknown):
             summary += f", ~{_duration(left)} for the other {to_run - len(unknown)}"
     console.print(summary)
+    print_power(spec, cells, console)
+    return 0
+
+
+def print_power(spec, cells: list[Cell], console: Console) -> None:
+    """Each declared hypothesis's power at the study's size (:mod:`peftlab.study.plan`), one line each."""
     plans = plan_hypotheses(spec.hypotheses, cells)
     if plans:
         console.print(f"{len(plans)} declared hypotheses; power at alpha 0.05/{len(plans)} (Holm's strictest step):")
@@ -182,7 +188,6 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
             console.print(f"  {plan.line()}", markup=False)
     else:
         console.print("No hypotheses declared: the report's tables will be exploratory only (docs/study.md).")
-    return 0
 
 
 def parse_devices(text: str | None) -> list[str] | None:
@@ -245,6 +250,7 @@ def _print_verdicts(report_dir: Path, console: Console) -> None:
 
 def _run_locked(spec, cells: list[Cell], retry_failed: bool, report: bool, console: Console, devices=None,
                 shard: tuple[int, int] | None = None) -> int:
+    print_power(spec, cells, console)
     _prepare_task_data(cells, console)
     counts = run_study(spec, cells, retry_failed, console, devices)
     console.print(results_table(cells))
