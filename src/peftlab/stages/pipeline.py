@@ -258,7 +258,9 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
         metrics = {**borrowed, **generate(config, run.path)}
     else:
         metrics = evaluate(config, run.path, **options)
-        card = training_overlap(config) if options.get("predictions") is None else None
+        # only for predictions this run generated: they saw its training data (an adapter, demonstrations)
+        generated_here = options.get("predictions") is None and run.is_done("generate")
+        card = training_overlap(config) if generated_here else None
         if card is not None:  # the run's own training data against what it is scored on
             (run.path / RunDir.DATA_CARD).write_text(json.dumps(card, indent=1) + "\n")
             metrics.update(overlap_exact=card["exact"], overlap_near=card["near"],
