@@ -180,6 +180,9 @@ def test_tiny_study_killed_mid_matrix_resumes_without_redoing_cells(tiny_model_d
         assert state["status"] == "done" and state["wall_time_s"] > 0
         metrics = json.loads((cell_file.parent / "metrics.json").read_text())
         assert "em@2" in metrics and "codebleu" in metrics
+        # a cell that saw training data (an adapter, demonstrations) checked it against its test solutions
+        saw_training = state["labels"]["method"] != "zero-shot"
+        assert (cell_file.parent / "data_card.json").is_file() == saw_training == ("overlap_exact" in metrics)
 
     # The study wrote its report at the end; deleting it and rebuilding from the cells gives the same bytes.
     report = out / "report"
