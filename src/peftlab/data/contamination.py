@@ -309,12 +309,8 @@ def overlap(train: list[tuple[str, str]], test: list[tuple[str, str]], ngram: in
     by the same rule as the benchmark check: ``{"train_items", "test_items", "exact", "near", "items": [...]}``,
     each item ``{train_id, test_id, similarity, kind}``."""
     index = ContaminationIndex(test, ngram=ngram, threshold=threshold)
-    items = []
-    for train_id, code in train:
-        found = index.match(code)
-        if found is not None:
-            items.append({"train_id": train_id, "test_id": found.benchmark_id, "similarity": round(found.similarity, 3),
-                          "kind": "exact" if found.exact else "near"})
-    exact = sum(item["kind"] == "exact" for item in items)
-    return {"train_items": len(train), "test_items": len(test), "exact": exact, "near": len(items) - exact,
+    _, report = drop_contaminated([{"id": train_id, "reference": code} for train_id, code in train], index)
+    items = [{"train_id": item["id"], "test_id": item["benchmark_id"], "similarity": item["similarity"],
+              "kind": item["kind"]} for item in report["items"]]
+    return {"train_items": len(train), "test_items": len(test), "exact": report["exact"], "near": report["near"],
             "items": items}

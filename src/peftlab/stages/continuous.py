@@ -47,6 +47,22 @@ PLAIN_DEFAULTS = {"repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (No
 a model that sets any of them is decoded by ``generate``."""
 
 
+def end_tokens(generate_kwargs: dict) -> set[int]:
+    """Token ids that end a sequence: EOS and padding (``generate``'s arguments name them)."""
+    return {generate_kwargs["eos_token_id"], generate_kwargs["pad_token_id"]} - {None}
+
+
+def has_finished(tokens: list[int], text: str, ends: set[int], stops: list[str]) -> bool:
+    """Whether a sequence whose newest ``tokens`` are these, and whose text so far is ``text``, is done."""
+    return any(token in ends for token in tokens) or any(stop in text for stop in stops)
+
+
+def left_padded_positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of left-padded rows, derived from the attention mask as ``generate`` derives them
+    (padding gets 1; it is masked, so its value never matters)."""
+    return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+
+
 def continuous_applies(model, config: GenerationConfig) -> bool:
     """Whether this loop decodes ``model`` with ``config``: ``generation.drop_finished`` on, greedy or
     sampling (no beams), no virtual tokens, and no logits processor from the model's generation config
@@ -134,17 +150,15 @@ class ContinuousDecoder:
                 for row, sequence in enumerate(sequences)]
 
     def _finished(self, sequence: _Sequence) -> bool:
-        if sequence.tokens[-1] in self.ends or len(sequence.tokens) >= self.config.max_new_tokens:
+        if len(sequence.tokens) >= self.config.max_new_tokens:
             return True
-        if self.stops:
-            text = self.tokenizer.decode(sequence.tokens, skip_special_tokens=True)
-            return any(stop in text for stop in self.stops)
-        return False
+        text = self.tokenizer.decode(sequence.tokens, skip_special_tokens=True) if self.stops else ""
+        return has_finished(sequence.tokens[-1:], text, self.ends, self.stops)
 
     def _prefill(self, prompts: dict[int, str], indices: list[int]):
         encoded = self.tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(self.model.device)
         mask = encoded["attention_mask"]
-        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        positions = left_padded_positions(mask)
         output = self.model(input_ids=encoded["input_ids"], attention_mask=mask, position_ids=positions,
                             use_cache=True, logits_to_keep=1)
         cache, logits = output.past_key_values, output.logits[:, -1, :]

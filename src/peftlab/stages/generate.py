@@ -26,7 +26,9 @@ from tqdm.auto import tqdm
 from peftlab.config import Config, GenerationConfig
 from peftlab.errors import UserError
 from peftlab.runs.directory import RunDir, training_run
-from peftlab.stages.continuous import ContinuousDecoder, continuous_applies
+from peftlab.stages.continuous import (
+    ContinuousDecoder, continuous_applies, end_tokens, has_finished, left_padded_positions,
+)
 
 # Not ``predictions.jsonl.partial``: that is the temporary name ``write_jsonl`` renames into place.
 RESUME_FILE = "predictions.unfinished.jsonl"
@@ -175,14 +177,10 @@ def _prefill(model, encoded, copies: int):
     mask exactly as ``generate`` derives them for left-padded prompts.
     """
     ids, mask = encoded["input_ids"][:, :-1], encoded["attention_mask"][:, :-1]
-    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-    cache = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True).past_key_values
+    cache = model(input_ids=ids, attention_mask=mask, position_ids=left_padded_positions(mask),
+                  use_cache=True).past_key_values
     cache.batch_repeat_interleave(copies)
     return cache
-
-
-def _finished(tokens: list[int], text: str, ends: set[int], stops: list[str]) -> bool:
-    return any(token in ends for token in tokens) or any(stop in text for stop in stops)
 
 
 def _generate_dropping_finished(model, tokenizer, encoded, kwargs: dict, config: GenerationConfig) -> list[str]:
@@ -201,7 +199,7 @@ def _generate_dropping_finished(model, tokenizer, encoded, kwargs: dict, config:
     kwargs.pop("tokenizer", None)
     if stops:  # built once: building it indexes the whole vocabulary
         kwargs["stopping_criteria"] = StoppingCriteriaList([StopStringCriteria(tokenizer, stops)])
-    ends = {kwargs["eos_token_id"], kwargs["pad_token_id"]} - {None}
+    ends = end_tokens(kwargs)
     ids, mask = encoded["input_ids"], encoded["attention_mask"]
     rows = list(range(ids.shape[0]))  # batch position of each row still generating
     generated: list[list[int]] = [[] for _ in rows]
@@ -217,7 +215,7 @@ def _generate_dropping_finished(model, tokenizer, encoded, kwargs: dict, config:
             tokens = new[offset].tolist()
             generated[row] += tokens
             text = tokenizer.decode(generated[row], skip_special_tokens=True) if stops else ""
-            if not _finished(tokens, text, ends, stops) and new.shape[1] == step:
+            if not has_finished(tokens, text, ends, stops) and new.shape[1] == step:
                 keep.append(offset)
         if not keep or left <= 0:
             break
@@ -337,8 +335,7 @@ def generate_candidates(
         bar = tqdm(total=len(batches), initial=len(batches) - len(todo), desc="generate",
                    unit="prompt" if streaming else "batch", disable=not progress)
         if streaming:
-            decoder = ContinuousDecoder(model, tokenizer, config, kwargs.get("stop_strings") or [],
-                                        {kwargs["eos_token_id"], kwargs["pad_token_id"]} - {None})
+            decoder = ContinuousDecoder(model, tokenizer, config, kwargs.get("stop_strings") or [], end_tokens(kwargs))
             decoder.run({batches[n][0]: prompts[batches[n][0]] for n in todo}, [batches[n][0] for n in todo],
                         lambda index, decoded: save([index], decoded))
             todo = []

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from peftlab.config import Config
-from peftlab.data.records import read_jsonl, write_jsonl
+from peftlab.data.records import read_jsonl, write_json, write_jsonl
 from peftlab.models.devices import resolve_placement
 from peftlab.models.int8 import int8_for_generation
 from peftlab.stages.distributed import world
@@ -262,7 +262,7 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
         generated_here = options.get("predictions") is None and run.is_done("generate")
         card = training_overlap(config) if generated_here else None
         if card is not None:  # the run's own training data against what it is scored on
-            (run.path / RunDir.DATA_CARD).write_text(json.dumps(card, indent=1) + "\n")
+            write_json(run / RunDir.DATA_CARD, card)
             metrics.update(overlap_exact=card["exact"], overlap_near=card["near"],
                            overlap_checked=card["test_items"] > 0)
     return run.finish(stage, config, metrics, _outputs(stage, config, run), started)
