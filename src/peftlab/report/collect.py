@@ -61,6 +61,16 @@ class Skipped:
     reason: str
 
 
+def sweep_text(sweep) -> str:
+    """``key=value, ...`` of a sweep's ``(key, value)`` pairs."""
+    return ", ".join(f"{key}={value}" for key, value in sweep)
+
+
+def row_label(method: str, sweep) -> str:
+    """A row's label in tables and hypotheses: the method, and its sweep in parentheses."""
+    return f"{method} ({sweep_text(sweep)})" if sweep else method
+
+
 @dataclass
 class Row:
     """One table row: all seeds of one model × method × sweep on one task and dataset."""
@@ -72,7 +82,7 @@ class Row:
 
     @property
     def sweep_text(self) -> str:
-        return ", ".join(f"{key}={value}" for key, value in self.sweep)
+        return sweep_text(self.sweep)
 
     @property
     def partial_runs(self) -> list[Run]:
@@ -81,7 +91,7 @@ class Row:
 
     @property
     def label(self) -> str:
-        label = f"{self.method} ({self.sweep_text})" if self.sweep else self.method
+        label = row_label(self.method, self.sweep)
         return label + " [partial]" if self.partial_runs else label
 
     def metric(self, key: str):

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from peftlab.report.collect import row_label
 from peftlab.report.declared import Hypothesis
 from peftlab.report.power import ASSUMED_DISCORDANCE, hypothesis_power
 from peftlab.runs.directory import read_metrics
@@ -24,12 +25,6 @@ from peftlab.study.spec import Cell
 
 ALPHA = 0.05
 TARGET_POWER = 0.8
-
-
-def row_label(labels: dict) -> str:
-    """A cell's row label in the report (method, and its sweep in parentheses)."""
-    sweep = ", ".join(f"{key}={value}" for key, value in labels["sweep"].items())
-    return f"{labels['method']} ({sweep})" if sweep else labels["method"]
 
 
 def _scored(cell: Cell, metric: str) -> dict[str, float] | None:
@@ -67,7 +62,7 @@ class HypothesisPlan:
 
 
 def _cells_of(hypothesis: Hypothesis, label: str, cells: list[Cell]) -> list[Cell]:
-    return [cell for cell in cells if row_label(cell.labels) == label
+    return [cell for cell in cells if row_label(cell.labels["method"], cell.labels["sweep"].items()) == label
             and (hypothesis.task is None or cell.labels["task"] == hypothesis.task)
             and (hypothesis.model is None or cell.labels["model"] == hypothesis.model)]
 
