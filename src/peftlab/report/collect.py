@@ -126,7 +126,7 @@ def _read_json(path: Path):
         raise ValueError(f"unreadable {path.name}: {error}") from None
 
 
-def _read_scored(path: Path) -> list[dict]:
+def read_scored(path: Path) -> list[dict]:
     items = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -300,7 +300,7 @@ def _load(directory: Path) -> dict:
         entry["metrics"] = _read_json(directory / "metrics.json")
         if not isinstance(entry["metrics"], dict):
             raise ValueError("metrics.json is not an object")
-        entry["items"] = _read_scored(directory / "scored.jsonl")
+        entry["items"] = read_scored(directory / "scored.jsonl")
     return entry
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+ALPHA = 0.05
+"""The level at which a declared hypothesis is decided (after Holm's adjustment over the declared ones)."""
 STUDY_FILE = "study.yaml"
 """Where ``peftlab study`` records the study it ran (its hypotheses included), in the study directory."""
 

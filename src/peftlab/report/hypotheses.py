@@ -28,14 +28,13 @@ import yaml
 from pydantic import ValidationError
 
 from peftlab.errors import UserError
-from peftlab.report.declared import STUDY_FILE, Hypothesis
+from peftlab.report.declared import ALPHA, STUDY_FILE, Hypothesis
 from peftlab.report.inference import bootstrap_ci, holm, paired_test, tost_paired
 from peftlab.report.paired import DEGENERATE_TEST, paired_scores
 from peftlab.report.resampling import Estimate
 from peftlab.report.stats import GroupStats, RowStats, metric_title
 from peftlab.report.tables import _md_table
 
-ALPHA = 0.05
 NOTE = ("Confirmatory: the hypotheses the study file declared, Holm-adjusted over these hypotheses only "
         f"(alpha {ALPHA}). Effect = mean(A − B) over the items both scored (each item's score averaged over the "
         "row's seeds) with its 95% bootstrap CI. Superiority: exact McNemar on 0/1 scores, sign-flip permutation "

@@ -13,17 +13,15 @@ decide at its size.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from peftlab.report.collect import row_label
-from peftlab.report.declared import Hypothesis
+from peftlab.report.collect import read_scored, row_label
+from peftlab.report.declared import ALPHA, Hypothesis
 from peftlab.report.power import ASSUMED_DISCORDANCE, hypothesis_power
 from peftlab.runs.directory import read_metrics
 from peftlab.study.spec import Cell
 
-ALPHA = 0.05
 TARGET_POWER = 0.8
 
 
@@ -31,13 +29,8 @@ def _scored(cell: Cell, metric: str) -> dict[str, float] | None:
     path = Path(cell.config.output_dir) / "scored.jsonl"
     if not path.is_file():
         return None
-    scores = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            value = row.get("scores", {}).get(metric)
-            if isinstance(value, (int, float)):
-                scores[str(row.get("id"))] = float(value)
+    scores = {str(item.get("id")): float(value) for item in read_scored(path)
+              if isinstance(value := item["scores"].get(metric), (int, float))}
     return scores or None
 
 
