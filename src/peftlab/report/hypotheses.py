@@ -33,7 +33,7 @@ from peftlab.report.inference import bootstrap_ci, holm, paired_test, tost_paire
 from peftlab.report.paired import DEGENERATE_TEST, paired_scores
 from peftlab.report.resampling import Estimate
 from peftlab.report.stats import GroupStats, RowStats, metric_title
-from peftlab.report.tables import _md_table
+from peftlab.report.tables import _md_table, _p_text
 
 NOTE = ("Confirmatory: the hypotheses the study file declared, Holm-adjusted over these hypotheses only "
         f"(alpha {ALPHA}). Effect = mean(A − B) over the items both scored (each item's score averaged over the "
@@ -143,7 +143,7 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 
 def _p(value: float | None) -> str:
-    return "–" if value is None else "<0.001" if value < 0.001 else f"{value:.3f}"
+    return "–" if value is None else _p_text(value)
 
 
 def hypotheses_cells(answers: list[Answer], specs: dict) -> tuple[list[str], list[list[str]]]:
