@@ -234,3 +234,27 @@ def test_an_int8_row_is_compared_with_its_exact_row(tmp_path):
     assert em.identical == pytest.approx(1 - changed_top / 60) and em.n == 60
     assert em.difference.value == pytest.approx((changed[0]["scores"]["em@1"] - base[0]["scores"]["em@1"]) / 60)
     assert "## Engines" in build_report(root)["report.md"].read_text()
+
+
+def test_a_hypothesis_names_its_dataset_where_a_task_ran_on_two(tmp_path):
+    """One task on two test sets is two tables: a hypothesis without a dataset is not answered (ambiguous),
+    one that names its dataset is answered on that table alone."""
+    rng = np.random.default_rng([7])
+    root = tmp_path / "runs"
+    for dataset in ("runs/data/a", "runs/data/b"):
+        for method in ("lora", "zero-shot"):
+            directory = root / f"{method}-{dataset[-1]}"
+            _write_run(directory, "m", method, 42, _scored_rows(rng, METHODS[method][1]), 10 if method == "lora" else 0)
+            config = yaml.safe_load((directory / "config.yaml").read_text())
+            config["data"]["dir"] = dataset
+            (directory / "config.yaml").write_text(yaml.safe_dump(config))
+    groups = [group_stats(group) for group in group_runs(collect_runs(root).runs)]
+    assert sorted(stats.group.dataset for stats in groups) == ["runs/data/a", "runs/data/b"]
+    vague, named = answer_hypotheses([Hypothesis(a="lora", b="zero-shot", metric="em@1"),
+                                      Hypothesis(a="lora", b="zero-shot", metric="em@1", dataset="runs/data/b")],
+                                     groups)
+    assert vague.verdict == "not answered" and "in 2 tables" in vague.problem and "dataset" in vague.problem
+    table = next(stats for stats in groups if stats.group.dataset == "runs/data/b")
+    rows = {row.row.label: row for row in table.rows}
+    expected = rows["lora"].scores["em@1"].mean() - rows["zero-shot"].scores["em@1"].mean()
+    assert named.verdict != "not answered" and named.effect.value == pytest.approx(expected)

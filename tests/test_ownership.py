@@ -122,7 +122,7 @@ def test_an_old_resolved_config_yaml_loads_and_resolves(task, tmp_path):
 def test_an_option_of_another_task_is_one_line_naming_its_owner():
     with pytest.raises(UserError) as error:
         api.config(overrides=["task=humaneval", "data.bugs=quixbugs"])
-    assert str(error.value) == "data.bugs='quixbugs' does not apply to task humaneval; it applies to repair"
+    assert str(error.value) == "data.bugs='quixbugs' does not apply to task humaneval; it applies to repair, java-repair"
     with pytest.raises(UserError, match="^data.project='p' does not apply to task humaneval or codegen; it applies "
                                         "to project-codegen, testgen, repair$"):
         api.config(overrides=["task=humaneval", "data.train_task=codegen", "data.project=p"])

@@ -23,6 +23,20 @@ TASK_OVERRIDES = {"codegen": lambda data_dir: [f"data.dir={data_dir}"],
                   "repair": lambda _: [f"data.project={PROJECT}"]}
 
 
+JAVA_TASKS = ("humaneval-x-java", "java-repair")  # they execute Java: skipped where it is not installed
+
+
+def _java_missing() -> str | None:
+    from peftlab.errors import UserError
+    from peftlab.execution.java.toolchain import toolchain
+
+    try:
+        toolchain()
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
 def _task(name, tiny_data_dir, *extra):
     overrides = TASK_OVERRIDES.get(name, lambda _: [])(tiny_data_dir)
     return get_task(name, load_config(None, [f"task={name}", "data.test_size=3", *overrides, *extra]))
@@ -30,6 +44,8 @@ def _task(name, tiny_data_dir, *extra):
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_task_contract(name, tiny_data_dir, tmp_path, monkeypatch):
+    if name in JAVA_TASKS and (missing := _java_missing()):
+        pytest.skip(missing)
     if name in ("project-codegen", "testgen", "repair"):  # they mine their project into the cache: a private one
         monkeypatch.setenv("PEFTLAB_CACHE", str(tmp_path / "cache"))
     task = _task(name, tiny_data_dir)

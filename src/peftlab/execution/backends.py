@@ -56,6 +56,23 @@ def _interpreter_paths() -> tuple[str, ...]:
     return tuple(kept)
 
 
+_EXPOSED: list[str] = []  # read-only directories callers asked for (the Java toolchain's build directory)
+
+
+def expose(path: str) -> bool:
+    """Make ``path`` (a directory of trusted files) readable inside every sandbox started from now on, also
+    where it lies under a hidden directory (``/tmp``, ``/root``). True if it was not exposed yet."""
+    path = os.path.realpath(path)
+    if path in _EXPOSED:
+        return False
+    _EXPOSED.append(path)
+    return True
+
+
+def _readable_paths() -> list[str]:
+    return [*_interpreter_paths(), *_EXPOSED]
+
+
 def _first_blocked_dir(path: str, uid: int) -> str | None:
     """The outermost directory on ``path`` that ``uid`` (with gid == uid, no groups) may not search."""
     current = "/"
@@ -71,13 +88,13 @@ def _first_blocked_dir(path: str, uid: int) -> str | None:
 def filesystem_plan(workdir: str, uid: int | None) -> dict:
     """Hidden directories (empty read-only tmpfs) and the paths bound back into them."""
     hidden = ["/tmp"]
-    needed = list(_interpreter_paths()) + [workdir]
+    needed = _readable_paths() + [workdir]
     if uid is not None:
         for path in needed:
             blocked = _first_blocked_dir(path, uid)
             if blocked and not any(_is_under(blocked, h) for h in hidden):
                 hidden.append(blocked)
-    binds = [[p, False] for p in _interpreter_paths() if any(_is_under(p, h) and p != h for h in hidden)]
+    binds = [[p, False] for p in _readable_paths() if any(_is_under(p, h) and p != h for h in hidden)]
     binds.append([workdir, True])
     return {"tmpfs": hidden, "binds": binds}
 

@@ -41,6 +41,7 @@ from peftlab.execution.backends import (
     SANDBOX_UID,
     Backend,
     Impl,
+    expose,
     make_impl,
 )
 from peftlab.execution.pipes import pump
@@ -327,6 +328,14 @@ def get_backend(name: str | None = None) -> Backend:
         if name is None or impl.backend.name == name:
             return impl.backend
     raise UserError(f"sandbox backend {name!r} is not available on this machine")
+
+
+def expose_readonly(path: str | os.PathLike) -> None:
+    """Make the directory ``path`` readable (never writable) inside every later run, wherever it lies: for
+    trusted files a program needs, such as the Java runner's classes. Running pools restart to see it."""
+    if expose(str(path)):
+        for pool in list(POOLS.values()):
+            pool.close()  # the next run restarts it with the new mount plan
 
 
 def run(argv, *, limits: Limits | None = None, files: dict | None = None, control_input: bytes = b"",

@@ -6,6 +6,7 @@ pass@k and the share of test cases passed.
 
     ExecutionProblem(prompt, entry_point, tests, setup="")
     check_samples(samples, problems, kind="") -> each sample's index among its problem's samples
+    check_run(samples, problems, workers, timeout, ks, kind="") -> (indices, ks)   # the checks before a run
     score_samples(samples, problems, *, workers=2, timeout=3.0, ks=(1,), backend=None, postprocess=None)
         -> (metrics, verdict rows in input order)
     sample_counts(samples, ks) -> (samples per task, ks)       summarize(samples, indices, verdicts, ks, backend)
@@ -63,6 +64,20 @@ def program(row: dict, problem: ExecutionProblem, postprocess: Callable[[str], s
     return row["solution"]
 
 
+def check_run(samples: list[dict], problems: Mapping, workers: int, timeout: float, ks, kind: str = ""
+              ) -> tuple[list[int], list[int]]:
+    """The checks before any sample runs: (each sample's index among its problem's, the ks the samples allow).
+    Raises UserError for an empty input, a bad row, an unknown task_id, a k larger than some problem's
+    samples, or a non-positive worker count or timeout."""
+    if not samples:
+        raise UserError("no predictions to evaluate")
+    if int(workers) < 1 or float(timeout) <= 0:
+        raise UserError(f"workers must be >= 1 and timeout > 0 (got workers={workers}, timeout={timeout})")
+    indices = check_samples(samples, problems, kind)
+    _, ks = sample_counts(samples, ks)
+    return indices, ks
+
+
 def score_samples(samples: list[dict], problems: Mapping[str, ExecutionProblem], *, workers: int = 2,
                   timeout: float = 3.0, ks=(1,), backend: str | None = None,
                   postprocess: Callable[[str], str] | None = None, kind: str = "") -> tuple[dict, list[dict]]:
@@ -72,12 +87,7 @@ def score_samples(samples: list[dict], problems: Mapping[str, ExecutionProblem],
     than the number of samples of some problem, a non-positive worker count or timeout, or an unavailable
     sandbox backend.
     """
-    if not samples:
-        raise UserError("no predictions to evaluate")
-    if int(workers) < 1 or float(timeout) <= 0:
-        raise UserError(f"workers must be >= 1 and timeout > 0 (got workers={workers}, timeout={timeout})")
-    indices = check_samples(samples, problems, kind)
-    _, ks = sample_counts(samples, ks)
+    indices, ks = check_run(samples, problems, workers, timeout, ks, kind)
     name = sandbox.get_backend(backend).name
     jobs = []
     for row in samples:

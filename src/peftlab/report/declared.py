@@ -27,6 +27,9 @@ class Hypothesis(BaseModel):
     """The smallest difference worth detecting, for ``peftlab study --plan``'s power (superiority)."""
     task: str | None = None
     """The task whose table holds both rows (default: the one task where both rows are)."""
+    dataset: str | None = None
+    """The test set, where a task ran on more than one: the value of its test-set option (``Task.test_set_options``,
+    e.g. ``quixbugs``), else its ``data.dir``."""
     model: str | None = None
     name: str | None = None
 

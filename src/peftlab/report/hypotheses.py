@@ -79,7 +79,8 @@ def read_hypotheses(study_dir: Path) -> list[Hypothesis]:
 def _find_rows(hypothesis: Hypothesis, groups: list[GroupStats]) -> tuple[GroupStats, RowStats, RowStats] | str:
     found = []
     for stats in groups:
-        if hypothesis.task and stats.group.task != hypothesis.task:
+        if (hypothesis.task and stats.group.task != hypothesis.task) or (
+                hypothesis.dataset and stats.group.dataset != hypothesis.dataset):
             continue
         for model in sorted({row.row.model for row in stats.rows}):
             if hypothesis.model and model != hypothesis.model:
@@ -89,10 +90,11 @@ def _find_rows(hypothesis: Hypothesis, groups: list[GroupStats]) -> tuple[GroupS
                 found.append((stats, rows[hypothesis.a], rows[hypothesis.b]))
     if len(found) == 1:
         return found[0]
-    where = f"task {hypothesis.task or 'any'}, model {hypothesis.model or 'any'}"
+    where = f"task {hypothesis.task or 'any'}, model {hypothesis.model or 'any'}" + (
+        f", dataset {hypothesis.dataset}" if hypothesis.dataset else "")
     if not found:
         return f"no finished rows '{hypothesis.a}' and '{hypothesis.b}' in one table ({where})"
-    return f"'{hypothesis.a}' and '{hypothesis.b}' are in {len(found)} tables ({where}): name its task and model"
+    return f"'{hypothesis.a}' and '{hypothesis.b}' are in {len(found)} tables ({where}): name its task, dataset and model"
 
 
 def _answer(hypothesis: Hypothesis, groups: list[GroupStats]) -> Answer:

@@ -21,6 +21,7 @@ from peftlab.report.declared import ALPHA, Hypothesis
 from peftlab.report.power import ASSUMED_DISCORDANCE, hypothesis_power
 from peftlab.runs.directory import read_metrics
 from peftlab.study.spec import Cell
+from peftlab.tasks import task_class
 
 TARGET_POWER = 0.8
 
@@ -54,9 +55,17 @@ class HypothesisPlan:
                 f"alpha {self.alpha:.3g}, methods disagreeing on {self.discordance:.0%} of items ({source})")
 
 
+def _dataset(cell: Cell) -> str:
+    """The cell's test set as the report names it: its task's test-set option, else ``data.dir``."""
+    data = cell.config.data.model_dump()
+    options = task_class(cell.labels["task"]).test_set_options
+    return str(next((data[option] for option in options if data.get(option)), None) or data.get("dir") or "")
+
+
 def _cells_of(hypothesis: Hypothesis, label: str, cells: list[Cell]) -> list[Cell]:
     return [cell for cell in cells if row_label(cell.labels["method"], cell.labels["sweep"].items()) == label
             and (hypothesis.task is None or cell.labels["task"] == hypothesis.task)
+            and (hypothesis.dataset is None or _dataset(cell) == hypothesis.dataset)
             and (hypothesis.model is None or cell.labels["model"] == hypothesis.model)]
 
 

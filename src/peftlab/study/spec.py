@@ -26,7 +26,7 @@ from peftlab.tasks import resolve_task_options, task_class
 
 PRESETS = {"default": "study-default.yaml", "separation": "study-separation.yaml", "full": "study-full.yaml",
            "testgen": "study-testgen.yaml", "repair": "study-repair.yaml",
-           "decide-codegen": "study-decide-codegen.yaml"}
+           "decide-codegen": "study-decide-codegen.yaml", "java-repair": "study-java-repair.yaml"}
 
 
 class _Strict(BaseModel):

@@ -23,6 +23,8 @@ from peftlab.tasks.apps import Apps
 from peftlab.tasks.base import Task
 from peftlab.tasks.codegen import CodeGeneration
 from peftlab.tasks.humaneval import HumanEval
+from peftlab.tasks.humaneval_x_java import HumanEvalXJava
+from peftlab.tasks.java_repair import JavaProgramRepair
 from peftlab.tasks.java_testgen import JavaTestGeneration
 from peftlab.tasks.mbpp import MBPP
 from peftlab.tasks.project_codegen import ProjectCodeGeneration
@@ -30,7 +32,8 @@ from peftlab.tasks.repair import ProgramRepair
 from peftlab.tasks.testgen import TestGeneration
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (
-    CodeGeneration, HumanEval, MBPP, ProjectCodeGeneration, TestGeneration, ProgramRepair, JavaTestGeneration, Apps)}
+    CodeGeneration, HumanEval, MBPP, ProjectCodeGeneration, TestGeneration, ProgramRepair, JavaTestGeneration, Apps,
+    JavaProgramRepair, HumanEvalXJava)}
 
 
 def _import_task(spec: str) -> type[Task]:

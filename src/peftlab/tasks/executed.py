@@ -26,6 +26,8 @@ class ExecutedTask(Task):
     tests passed; for generated rows, where the dataset has reference solutions, also EM and CodeBLEU."""
 
     trainable = False
+    language = "python"
+    """The language of the programs: the chat fence, the request, and how CodeBLEU parses them."""
     raw_template = "{instruction}"  # the published prompt, continued as is
     chat_stop = ("\n```", "\nif __name__", "\nprint(", "\nassert ")
     """The chat answer starts as a fenced copy of the published prompt (:meth:`answer_prefix`), so the model
@@ -55,13 +57,15 @@ class ExecutedTask(Task):
 
     def user_message(self, problem: dict) -> str:
         # The published prompt is a text to continue; a chat turn asks for the function.
-        return f"Complete the following Python function:\n```python\n{self._code(problem)}```"
+        unit = "method" if self.language == "java" else "function"
+        code = self._code(problem)
+        return f"Complete the following {self.language.capitalize()} {unit}:\n```{self.language}\n{code}```"
 
     def answer_prefix(self, problem: dict) -> str:
         # The answer is appended to the published prompt to form the program. Writing the prompt as the
         # start of the answer lets the model continue the body (as bigcode's instruct-humaneval does)
         # instead of re-typing signature and docstring, which doubles the tokens generated on a CPU.
-        return f"```python\n{self._code(problem)}"
+        return f"```{self.language}\n{self._code(problem)}"
 
     @staticmethod
     def _code(problem: dict) -> str:
@@ -75,6 +79,10 @@ class ExecutedTask(Task):
         task that runs its candidates differently keeps)."""
         return score_samples(samples, self.execution_problems(), workers=self.config.execution.workers,
                              timeout=self.config.execution.timeout, ks=ks, kind=self.title, postprocess=postprocess)
+
+    def item_scores(self, verdicts: list[dict], ks: list[int]) -> list[dict]:
+        """One row per problem with its scores, from :meth:`score`'s verdict rows."""
+        return per_item_scores(verdicts, ks)
 
     def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
         generated = bool(predictions) and all("candidates" in row for row in predictions)
@@ -94,12 +102,12 @@ class ExecutedTask(Task):
         ks = sorted({1, min(per_task.values(), default=1)})
         # generate already post-processed its candidates
         metrics, verdicts = self.score(samples, ks, postprocess=None if generated else self.postprocess)
-        scored = per_item_scores(verdicts, ks)
+        scored = self.item_scores(verdicts, ks)
         metrics.update(coverage)
         if generated and all(test[row["id"]].get("reference") for row in predictions):
             # references from the dataset, never from the predictions file
             match_metrics, match_rows = match_scores(
-                [{**row, "reference": test[row["id"]]["reference"]} for row in predictions]
+                [{**row, "reference": test[row["id"]]["reference"]} for row in predictions], lang=self.language
             )
             metrics.update(match_metrics)
             for row, match_row in zip(scored, match_rows, strict=True):

@@ -1,26 +1,76 @@
-"""Unit-test generation for Java (Methods2Test, Tufano et al., 2022): a focal method in its class context
--> the JUnit test case its developers wrote, scored by exact match and CodeBLEU parsed as Java.
+"""Unit-test generation for Java (``task=java-testgen``): given a focal method in its class, write a JUnit 4
+test; scored by running it (docs/testgen.md, "Java, executed").
 
-The records come from ``data.loader=methods2test`` (``andstor/methods2test_small``, or a local copy in its
-schema; ``data.subset`` picks the context level, default ``fm+fc+c+m+f+t+tc``) or any ``data.source`` with
-``instruction``/``reference`` columns. The tests are not run: the dataset ships methods, not buildable
-projects (their classpaths and dependencies), so match scores are what it supports; docs/testgen.md says
-where execution-scored test generation lives (``task=testgen``, Python).
+Training and validation: Methods2Test (Tufano et al., 2022) from ``data.loader=methods2test``
+(``andstor/methods2test_small``, or a local copy in its schema; ``data.subset`` picks the context level,
+default ``fm+fc+c+m+f+t+tc``) or any ``data.source`` with ``instruction``/``reference`` columns: a focal
+method with its class context -> the test method its developers wrote.
+
+The test set (``data.focal``, :class:`JavaTestgenOptions`): ``humaneval-x`` (HumanEval-X Java's 164
+``Solution`` classes, focal method = the entry point), ``quixbugs`` (QuixBugs Java's 40 corrected programs;
+:mod:`peftlab.tasks.java_testgen.focal`), or ``source``: the test split of the loader/source, scored by EM and
+CodeBLEU parsed as Java as before (Methods2Test ships methods, not buildable projects, so its own tests
+cannot run). Unset, it is ``source`` where a loader or source is set, else ``humaneval-x``; a study that
+trains on Methods2Test scores that one adapter on each.
+
+Executed scores per candidate (:mod:`peftlab.tasks.java_testgen.junit_scoring`): compiles, passes on the
+correct class, JaCoCo line and branch coverage of the focal method, mutation score; per problem the best and
+the mean over its k candidates, in the Python ``testgen`` task's metric families (``test_valid`` is
+"compiles" here), and CodeBLEU (Java) against the dataset's own test.
+
+Prediction rows: ``{id, candidates}`` (``peftlab generate``) or one row per sample ``{task_id, test, ...extra}``
+from any tool; ``verdicts.jsonl`` has one row per sample with the extra keys carried through.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import fmean
+from typing import Literal
 
+from peftlab.config import OwnedOptions
 from peftlab.errors import UserError
+from peftlab.tasks.base import Evaluation, check_candidate_rows, match_test_ids
 from peftlab.tasks.codegen import CodeGeneration
 from peftlab.tasks.java_testgen import methods2test
+from peftlab.tasks.java_testgen.junit_scoring import FocalClass, score_junit_tests
+from peftlab.tasks.java_testgen.test_class import extract_test
+from peftlab.tasks.testgen import METRIC_FAMILIES, summarize_tests
 
-# The chat turn: the source holds the focal method and its context, and the reference is one test method.
+# The chat turn for a Methods2Test record: the source holds the focal method and its context, and the
+# reference is one test method.
 CHAT_REQUEST = (
     "Write one JUnit test method for the focal method below (its class context is included). "
     "Reply with the test method's Java code only.\n\n{instruction}"
 )
+# The chat turn for an executed focal class: the whole class is shown, a whole test class is asked for.
+REQUEST = (
+    "Write a JUnit 4 test class for the method `{method}` of the Java class `{name}` below. Use `org.junit.Test` "
+    "and `org.junit.Assert`; the test class is compiled in the same package as `{name}`, so do not repeat it. "
+    "Reply with the test class's Java code only.\n```java\n{source}```"
+)
+FAMILIES = {"test_valid": "compiles", "test_pass": "passes", "line_cov": "line_coverage",
+            "branch_cov": "branch_coverage", "mutation": "mutation_score"}
+"""Each metric family (the Python testgen task's, so one table lines both up) and the verdict field it is the
+best and the mean of."""
+
+
+class JavaTestgenOptions(OwnedOptions):
+    """``java-testgen``'s ``data.*`` options."""
+
+    focal: Literal["humaneval-x", "quixbugs", "source"] | None = None
+    """The test set: ``humaneval-x`` (HumanEval-X Java's Solution classes), ``quixbugs`` (QuixBugs Java's
+    corrected programs), both scored by running the generated JUnit tests; ``source`` (the test split of
+    ``data.loader``/``data.source``, scored by EM and CodeBLEU). Unset: ``source`` when a loader or source is
+    set, else ``humaneval-x``."""
+
+
+def focal_instruction(focal: FocalClass) -> str:
+    """A focal class as a Methods2Test-style source (focal method named, its class, then the test class to
+    fill), so that an adapter trained on Methods2Test sees the shape it learned."""
+    simple = focal.class_name.rpartition(".")[2]
+    return (f"// Focal method: {simple}.{focal.method}\n{focal.source.strip()}\n\n"
+            f"public class {simple}Test {{\n}}")
 
 
 class JavaTestGeneration(CodeGeneration):
@@ -28,12 +78,92 @@ class JavaTestGeneration(CodeGeneration):
     loaders = (methods2test.LOADER,)
     language = "java"
     chat_request = CHAT_REQUEST
+    Options = JavaTestgenOptions
+    test_set_options = ("focal",)
+    metric_families = METRIC_FAMILIES
+
+    def test_set(self) -> str:
+        """``data.focal``, its default resolved (see :class:`JavaTestgenOptions`)."""
+        return self.options.focal or ("source" if self._from_source() else "humaneval-x")
+
+    @property
+    def executed(self) -> bool:
+        return self.test_set() != "source"
+
+    @property
+    def prediction_keys(self) -> tuple[str, ...]:  # executed: generated rows or one row per sample
+        return () if self.executed else ("id", "candidates")
+
+    @property
+    def extra_outputs(self) -> tuple[str, ...]:
+        return ("verdicts.jsonl",) if self.executed else ()
 
     def load(self, split: str) -> list[dict]:
+        self.check_split(split)
+        if split == "test" and self.executed:
+            problems = [{"id": f.id, "instruction": focal_instruction(f), "reference": f.reference,
+                         "focal_class": f.class_name, "focal_method": f.method, "focal_source": f.source}
+                        for f in self.focal_classes().values()]
+            return self.sized(split, problems)
         if not self._from_source():
-            raise UserError("the java-testgen task reads data.loader=methods2test (or a data.source with "
-                            "instruction/reference columns)")
+            raise UserError("java-testgen trains on data.loader=methods2test (or a data.source with "
+                            "instruction/reference columns); data.focal=source scores on its test split")
         return super().load(split)
 
+    def focal_classes(self) -> dict[str, FocalClass]:
+        """The executed test set's focal classes by id (the first ``data.test_size``), built once."""
+        if not hasattr(self, "_focal_classes"):
+            from peftlab.tasks.java_testgen.focal import humaneval_x_focal, quixbugs_focal
+
+            size = self.config.data.test_size
+            chosen = (humaneval_x_focal(size) if self.test_set() == "humaneval-x"
+                      else quixbugs_focal(size, self.config.execution.workers))
+            self._focal_classes = {focal.id: focal for focal in chosen}
+        return self._focal_classes
+
+    def user_message(self, problem: dict) -> str:
+        if "focal_class" not in problem:  # a Methods2Test record (training, or data.focal=source)
+            return super().user_message(problem)
+        return REQUEST.format(method=problem["focal_method"], name=problem["focal_class"].rpartition(".")[2],
+                              source=problem["focal_source"].strip() + "\n")
+
+    def postprocess(self, completion: str) -> str:
+        if not self.executed:
+            return super().postprocess(completion)
+        return extract_test(completion, self.stop)
+
+    def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
+        if not self.executed:
+            return super().evaluate(predictions, partial)
+        focal = self.focal_classes()
+        if predictions and all("candidates" in row for row in predictions):
+            check_candidate_rows(predictions)
+            coverage = match_test_ids([row["id"] for row in predictions], list(focal), partial=partial)
+            samples = [{"task_id": row["id"], "test": candidate}
+                       for row in predictions for candidate in row["candidates"]]
+        else:
+            for number, row in enumerate(predictions, start=1):
+                if not isinstance(row.get("task_id"), str) or not isinstance(row.get("test"), str):
+                    raise UserError(f"prediction row {number} needs a string 'task_id' and a string 'test'")
+            coverage = match_test_ids([row["task_id"] for row in predictions], list(focal), partial=partial,
+                                      repeats=True)
+            samples = [{**row, "test": self.postprocess(row["test"])} for row in predictions]
+        verdicts = score_junit_tests([(focal[row["task_id"]], row["test"]) for row in samples],
+                                     timeout=self.config.execution.timeout, workers=self.config.execution.workers)
+        return self._summary(samples, verdicts, focal, coverage)
+
+    def _summary(self, samples: list[dict], verdicts: list[dict], focal: dict[str, FocalClass],
+                 coverage: dict) -> Evaluation:
+        """Per-problem best and mean of each family, CodeBLEU against the dataset's test, corpus means."""
+        references = {task_id: focal[task_id].reference for task_id in focal}
+        metrics, scored, rows = summarize_tests(samples, verdicts, references, FAMILIES, lang="java")
+        metrics.update(coverage, tasks=len(scored), samples=len(rows),
+                       mutants_per_task=fmean(len(focal[row["id"]].mutants) for row in scored),
+                       unfinished_tail_dropped=fmean(bool(row.get("tail_dropped")) for row in rows),
+                       wrapped_in_class=fmean(bool(row.get("wrapped")) for row in rows),
+                       run_errors=fmean(row["status"] == "error" for row in rows))
+        metrics["metric_specs"] = self.metric_specs(metrics)
+        return Evaluation(metrics, scored, files={"verdicts.jsonl": rows})
+
     def prepare_data(self, directory: Path) -> dict | None:
-        return None  # no default dataset to build: it comes from the loader or the source
+        return None  # no dataset to build: training data comes from the loader or the source

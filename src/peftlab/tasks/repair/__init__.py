@@ -69,6 +69,15 @@ def _imports(program: str) -> str:
     return "".join(ast.unparse(n) + "\n" for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
 
 
+def not_the_bug(verdict, flag: dict) -> dict:
+    """A verdict row; a candidate identical to the buggy code never passes (a weak test set does not make
+    the bug a fix)."""
+    status, reason = verdict.status, verdict.reason
+    if flag["identical_to_buggy"] and status == "passed":
+        status, reason = "failed", "identical to the buggy code"
+    return {"status": status, "reason": reason, "tests_passed": verdict.tests_passed, "tests_total": verdict.tests_total}
+
+
 def candidate_program(bug: dict, answer: str) -> str:
     """What runs: the buggy program's imports (an answer often leaves them out), then the answer."""
     return _imports(bug["buggy"]) + answer
@@ -150,47 +159,51 @@ class ProgramRepair(Task):
                        for row in predictions]
         return self._score(samples, bugs, coverage)
 
+    def _judge(self, samples: list[dict], bugs: dict[str, dict]) -> tuple[list[dict], list[dict]]:
+        """Each sample's verdict ``{status, reason, tests_passed, tests_total}`` and flags
+        ``{identical_to_buggy, exact_fix, compiles}``: the language-specific part of :meth:`_score`."""
+        backend = sandbox.get_backend().name
+        jobs, flags = [], []
+        for row in samples:
+            bug = bugs[row["task_id"]]
+            program = candidate_program(bug, row["solution"]) + bug.get("suffix", "")
+            shape = _function_ast(program, bug["entry_point"])
+            flag = {"identical_to_buggy": shape is not None and shape == _function_ast(bug["buggy"], bug["entry_point"]),
+                    "exact_fix": shape is not None and bool(bug.get("fixed"))
+                    and shape == _function_ast(bug["fixed"], bug["entry_point"])}
+            try:
+                compile(program, "<candidate>", "exec")
+                flag["compiles"] = True
+            except (SyntaxError, ValueError):
+                flag["compiles"] = False
+            flags.append(flag)
+            jobs.append({"program": program, "entry_point": bug.get("call", bug["entry_point"]), "tests": bug["tests"],
+                         "setup": bug.get("setup", ""), "timeout": self.config.execution.timeout, "backend": backend})
+        verdicts = []
+        for verdict, flag in zip(harness.run_batch(jobs, self.config.execution.workers), flags):
+            verdicts.append(not_the_bug(verdict, flag))
+        return verdicts, flags
+
     def _score(self, samples: list[dict], bugs: dict[str, dict], coverage: dict) -> Evaluation:
+        """Per-bug plausible/exact-fix/compiles@k, their means, plausible@1 per operator, verdict counts."""
         indices = check_samples(samples, bugs, "repair")
         per_task, _ = sample_counts(samples, [1])
         fewest = min(per_task.values())
         # the studies report plausible@1/@5/@10: those the samples allow, and @k for k = samples per bug
         counts, ks = sample_counts(samples, [k for k in REPORTED_KS if k <= fewest] + [fewest])
-        backend = sandbox.get_backend().name
-        jobs, identical, exact, compiles = [], [], [], []
-        for row in samples:
-            bug = bugs[row["task_id"]]
-            program = candidate_program(bug, row["solution"]) + bug.get("suffix", "")
-            shape = _function_ast(program, bug["entry_point"])
-            identical.append(shape is not None and shape == _function_ast(bug["buggy"], bug["entry_point"]))
-            exact.append(shape is not None and bool(bug.get("fixed"))
-                         and shape == _function_ast(bug["fixed"], bug["entry_point"]))
-            try:
-                compile(program, "<candidate>", "exec")
-                compiles.append(True)
-            except (SyntaxError, ValueError):
-                compiles.append(False)
-            jobs.append({"program": program, "entry_point": bug.get("call", bug["entry_point"]), "tests": bug["tests"],
-                         "setup": bug.get("setup", ""), "timeout": self.config.execution.timeout, "backend": backend})
-        verdicts = []
-        for verdict, same in zip(harness.run_batch(jobs, self.config.execution.workers), identical):
-            status, reason = verdict.status, verdict.reason
-            if same and status == "passed":  # a weak test set does not make the bug a fix
-                status, reason = "failed", "identical to the buggy code"
-            verdicts.append({"status": status, "reason": reason, "tests_passed": verdict.tests_passed,
-                             "tests_total": verdict.tests_total})
-        metrics, rows = summarize(samples, indices, verdicts, ks, backend)
-        for row, same, fix, ok in zip(rows, identical, exact, compiles):
-            row.update(identical_to_buggy=same, exact_fix=fix, compiles=ok)
+        verdicts, flags = self._judge(samples, bugs)
+        metrics, rows = summarize(samples, indices, verdicts, ks, sandbox.get_backend().name)
+        for row, flag in zip(rows, flags):
+            row.update(flag)
         scored = []
         for task_id in counts:
             group = [r for r in rows if r["task_id"] == task_id]
-            scores = {}
-            for k in ks:
-                scores[f"plausible@{k}"] = passk.pass_at_k(len(group), sum(r["passed"] for r in group), k)
-                scores[f"compiles@{k}"] = passk.pass_at_k(len(group), sum(r["compiles"] for r in group), k)
-                if bugs[task_id].get("fixed"):
-                    scores[f"exact_fix@{k}"] = passk.pass_at_k(len(group), sum(r["exact_fix"] for r in group), k)
+            # metric -> the verdict row's flag it counts; exact fixes only where the bug has a known fix
+            columns = {"plausible": "passed", "compiles": "compiles"}
+            if bugs[task_id].get("fixed"):
+                columns["exact_fix"] = "exact_fix"
+            scores = {f"{name}@{k}": passk.pass_at_k(len(group), sum(r[column] for r in group), k)
+                      for k in ks for name, column in columns.items()}
             scored.append({"id": task_id, "scores": scores, "operator": bugs[task_id].get("operator")})
         out = {key: sum(s["scores"][key] for s in scored) / len(scored) for key in scored[0]["scores"]
                if all(key in s["scores"] for s in scored)}

@@ -62,6 +62,36 @@ def drop_unfinished_tail(test: str) -> tuple[str, int]:
     return test, 0
 
 
+
+def summarize_tests(samples: list[dict], verdicts: list[dict], references: dict[str, str], families: dict[str, str],
+                    lang: str = "python") -> tuple[dict, list[dict], list[dict]]:
+    """Generated tests' scores, shared by ``testgen`` and ``java-testgen``: per problem the best and the mean
+    over its candidates of each family (``families``: family -> the verdict field it reads), and CodeBLEU
+    against the problem's reference test; returns (corpus means with corpus CodeBLEU, one scored row per
+    problem, one verdict row per sample in input order)."""
+    grouped: dict[str, list[dict]] = {}
+    rows = []
+    for row, verdict in zip(samples, verdicts, strict=True):
+        index = len(grouped.setdefault(row["task_id"], []))
+        grouped[row["task_id"]].append(verdict)
+        rows.append({**row, "candidate": index, **verdict})
+    match_metrics, match_rows = match_scores(
+        [{"candidates": [r["test"] for r in samples if r["task_id"] == task_id], "reference": references[task_id]}
+         for task_id in grouped], lang=lang)
+    scored = []
+    for (task_id, group), match_row in zip(grouped.items(), match_rows, strict=True):
+        scores = {}
+        for family, field in families.items():
+            values = [float(v[field]) for v in group]
+            scores[f"{family}_best"], scores[f"{family}_mean"] = max(values), fmean(values)
+        scores.update({k: v for k, v in match_row["scores"].items() if k.startswith("codebleu")})
+        scored.append({"id": task_id, "scores": scores, "candidates": match_row["candidates"],
+                       "reference": match_row["reference"], "codebleu_stats": match_row["codebleu_stats"]})
+    metrics = {key: fmean(row["scores"][key] for row in scored) for key in scored[0]["scores"]
+               if not key.startswith("codebleu")}
+    metrics.update({k: v for k, v in match_metrics.items() if k.startswith("codebleu")})
+    return metrics, scored, rows
+
 class TestGeneration(Task):
     name = "testgen"
     default_stop = STOP_STRINGS
@@ -143,29 +173,10 @@ class TestGeneration(Task):
         focal = {task_id: FocalProblem(p["focal"], p["entry_point"], tuple(p["mutants"])) for task_id, p in test.items()}
         verdicts = score_tests([(focal[row["task_id"]], row["test"]) for row in samples],
                                timeout=self.config.execution.timeout, workers=self.config.execution.workers)
-        grouped: dict[str, list[dict]] = {}
-        rows = []
-        for row, verdict in zip(samples, verdicts, strict=True):
-            index = len(grouped.setdefault(row["task_id"], []))
-            grouped[row["task_id"]].append(verdict)
-            rows.append({**row, "candidate": index, **verdict})
-        match_metrics, match_rows = match_scores(
-            [{"candidates": [r["test"] for r in samples if r["task_id"] == task_id], "reference": test[task_id]["reference"]}
-             for task_id in grouped])
-        scored = []
-        for (task_id, group), match_row in zip(grouped.items(), match_rows, strict=True):
-            scores = {}
-            for family, field in FAMILIES.items():
-                values = [float(v[field]) for v in group]
-                scores[f"{family}_best"], scores[f"{family}_mean"] = max(values), fmean(values)
-            scores.update({k: v for k, v in match_row["scores"].items() if k.startswith("codebleu")})
-            scored.append({"id": task_id, "scores": scores, "candidates": match_row["candidates"],
-                           "reference": match_row["reference"], "codebleu_stats": match_row["codebleu_stats"]})
-        metrics = {key: fmean(row["scores"][key] for row in scored) for key in scored[0]["scores"]
-                   if not key.startswith("codebleu")}
-        metrics.update({k: v for k, v in match_metrics.items() if k.startswith("codebleu")})
+        references = {task_id: test[task_id]["reference"] for task_id in test}
+        metrics, scored, rows = summarize_tests(samples, verdicts, references, FAMILIES)
         metrics.update(coverage, tasks=len(scored), samples=len(rows),
-                       mutants_per_task=fmean(len(focal[t].mutants) for t in grouped),
+                       mutants_per_task=fmean(len(focal[row["id"]].mutants) for row in scored),
                        unfinished_tail_dropped=fmean(bool(row.get("dropped_lines")) for row in rows))
         metrics["metric_specs"] = self.metric_specs(metrics)
         return Evaluation(metrics, scored, files={"verdicts.jsonl": rows})

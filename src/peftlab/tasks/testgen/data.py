@@ -35,7 +35,8 @@ def _cache_file() -> Path:
     return cache_dir() / "testgen" / f"humaneval-mutants-v{MUTANTS_VERSION}.json"
 
 
-def _write_atomically(path: Path, data: dict) -> None:
+def write_cache(path: Path, data: dict) -> None:
+    """Write a JSON cache file atomically through a unique temporary file (processes may build it at once)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
@@ -77,7 +78,7 @@ def humaneval_mutants(problems: dict[str, dict], workers: int = 2) -> dict[str, 
                                      problems[t]["entry_point"], problems[t]["test"], problems[t]["prompt"])
                                     for t in missing], workers)
         cached.update(zip(missing, found))
-        _write_atomically(path, cached)
+        write_cache(path, cached)
     return {task_id: cached[task_id] for task_id in problems}
 
 
