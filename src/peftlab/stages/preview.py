@@ -28,18 +28,20 @@ def show_preview(config: Config, count: int, console: Console | None = None) -> 
     training split (HumanEval, MBPP), the rendered prompts of its first test problems."""
     console = console or Console()
     task = get_task(config.task, config)
+    # the data first: a bad source fails in one line before the model's first use (minutes of conversion)
+    records = task.load("train" if task.trainable else "test")[:count]
     tokenizer = load_tokenizer(config.model.name)
     prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)
     recorded = prompt_format.record()
     console.print(f"prompt format: {recorded['prompt_format']} (template sha256 {recorded['prompt_template_sha256']})",
                   markup=False, soft_wrap=True)  # one line, so the hash can be copied whole
     if not task.trainable:
-        for problem in task.load("test")[:count]:
+        for problem in records:
             prompt = prompt_format.render(problem)
             console.rule(f"{problem['id']}: {len(tokenizer(prompt)['input_ids'])} prompt tokens")
             console.print(Text(prompt))
         return
-    for record in task.load("train")[:count]:
+    for record in records:
         example = prompt_format.training_example(record)
         with_loss = sum(label != IGNORE_INDEX for label in example["labels"])
         console.rule(f"{record['id']}: {len(example['input_ids'])} tokens, {with_loss} with loss")

@@ -17,6 +17,9 @@ line naming the packages to install; nothing else here needs Java.
 
 from __future__ import annotations
 
+from typing import Literal
+
+from peftlab.config import OwnedOptions
 from peftlab.execution.scoring import ExecutionProblem
 from peftlab.metrics.specs import at_k
 from peftlab.tasks.executed import ExecutedTask
@@ -32,6 +35,15 @@ method are kept. The others end a model that starts another class without closin
 METRIC_FAMILIES = (at_k("compiles", "compiles", 10),)
 
 
+class HumanEvalXJavaOptions(OwnedOptions):
+    """``humaneval-x-java``'s ``data.*`` options."""
+
+    problems: Literal["all", "test-half"] = "all"
+    """``all``: the 164 problems. ``test-half``: the 86 that the Java tasks keep for testing (a salted hash of
+    the id, :func:`peftlab.tasks.java_repair.data.in_test_half`), which their built-in training data never
+    shows: the forgetting check of an adapter trained by ``java-testgen`` or ``java-repair``."""
+
+
 class HumanEvalXJava(ExecutedTask):
     """The shape of :class:`ExecutedTask` (prompts, evaluate, EM/CodeBLEU as Java); candidates run as Java."""
 
@@ -43,10 +55,17 @@ class HumanEvalXJava(ExecutedTask):
     """The chat answer starts as a fenced copy of the prompt (:meth:`answer_prefix`): the closing fence
     ends it; what follows the class's closing brace is cut by post-processing."""
     metric_families = METRIC_FAMILIES
+    Options = HumanEvalXJavaOptions
+    test_set_options = ("problems",)
 
     def test_problems(self) -> list[dict]:
-        return [{"id": p["id"], "instruction": p["prompt"], "reference": p["canonical_solution"]}
-                for p in problems()]
+        if self.options.problems == "test-half":
+            from peftlab.tasks.java_repair.data import in_test_half
+
+            chosen = [p for p in problems() if in_test_half(p["id"])]
+        else:
+            chosen = problems()
+        return [{"id": p["id"], "instruction": p["prompt"], "reference": p["canonical_solution"]} for p in chosen]
 
     def execution_problems(self) -> dict[str, ExecutionProblem]:
         """Each problem's program parts (the program is the prompt plus a completion, as for EvalPlus and

@@ -1,13 +1,16 @@
 """Unit-test generation for Java (``task=java-testgen``): given a focal method in its class, write a JUnit 4
 test; scored by running it (docs/testgen.md, "Java, executed").
 
-Training and validation: Methods2Test (Tufano et al., 2022) from ``data.loader=methods2test``
+Training and validation: by default, offline, HumanEval-X Java's problems outside the test half, each its
+focal class -> its own test rewritten as a JUnit 4 class (:mod:`peftlab.tasks.java_testgen.training`: 69
+train, 9 validation); or Methods2Test (Tufano et al., 2022) from ``data.loader=methods2test``
 (``andstor/methods2test_small``, or a local copy in its schema; ``data.subset`` picks the context level,
 default ``fm+fc+c+m+f+t+tc``) or any ``data.source`` with ``instruction``/``reference`` columns: a focal
 method with its class context -> the test method its developers wrote.
 
-The test set (``data.focal``, :class:`JavaTestgenOptions`): ``humaneval-x`` (HumanEval-X Java's 164
-``Solution`` classes, focal method = the entry point), ``quixbugs`` (QuixBugs Java's 40 corrected programs;
+The test set (``data.focal``, :class:`JavaTestgenOptions`): ``humaneval-x`` (the ``Solution`` classes of
+HumanEval-X Java's test half, 86 problems, focal method = the entry point; the other half is the built-in
+training data), ``quixbugs`` (QuixBugs Java's 40 corrected programs;
 :mod:`peftlab.tasks.java_testgen.focal`), or ``source``: the test split of the loader/source, scored by EM and
 CodeBLEU parsed as Java as before (Methods2Test ships methods, not buildable projects, so its own tests
 cannot run). Unset, it is ``source`` where a loader or source is set, else ``humaneval-x``; a study that
@@ -33,6 +36,7 @@ from peftlab.errors import UserError
 from peftlab.tasks.base import Evaluation, check_candidate_rows, match_test_ids
 from peftlab.tasks.codegen import CodeGeneration
 from peftlab.tasks.java_testgen import methods2test
+from peftlab.tasks.java_testgen.focal import focal_instruction
 from peftlab.tasks.java_testgen.junit_scoring import FocalClass, score_junit_tests
 from peftlab.tasks.java_testgen.test_class import extract_test
 from peftlab.tasks.testgen import METRIC_FAMILIES, summarize_tests
@@ -59,18 +63,10 @@ class JavaTestgenOptions(OwnedOptions):
     """``java-testgen``'s ``data.*`` options."""
 
     focal: Literal["humaneval-x", "quixbugs", "source"] | None = None
-    """The test set: ``humaneval-x`` (HumanEval-X Java's Solution classes), ``quixbugs`` (QuixBugs Java's
+    """The test set: ``humaneval-x`` (the Solution classes of HumanEval-X Java's test half), ``quixbugs`` (QuixBugs Java's
     corrected programs), both scored by running the generated JUnit tests; ``source`` (the test split of
     ``data.loader``/``data.source``, scored by EM and CodeBLEU). Unset: ``source`` when a loader or source is
     set, else ``humaneval-x``."""
-
-
-def focal_instruction(focal: FocalClass) -> str:
-    """A focal class as a Methods2Test-style source (focal method named, its class, then the test class to
-    fill), so that an adapter trained on Methods2Test sees the shape it learned."""
-    simple = focal.class_name.rpartition(".")[2]
-    return (f"// Focal method: {simple}.{focal.method}\n{focal.source.strip()}\n\n"
-            f"public class {simple}Test {{\n}}")
 
 
 class JavaTestGeneration(CodeGeneration):
@@ -78,6 +74,7 @@ class JavaTestGeneration(CodeGeneration):
     loaders = (methods2test.LOADER,)
     language = "java"
     chat_request = CHAT_REQUEST
+    chat_stop = ("\n```",)
     Options = JavaTestgenOptions
     test_set_options = ("focal",)
     metric_families = METRIC_FAMILIES
@@ -105,10 +102,14 @@ class JavaTestGeneration(CodeGeneration):
                          "focal_class": f.class_name, "focal_method": f.method, "focal_source": f.source}
                         for f in self.focal_classes().values()]
             return self.sized(split, problems)
-        if not self._from_source():
-            raise UserError("java-testgen trains on data.loader=methods2test (or a data.source with "
-                            "instruction/reference columns); data.focal=source scores on its test split")
-        return super().load(split)
+        if self._from_source():
+            return super().load(split)
+        if split == "test":
+            raise UserError("data.focal=source scores the test split of data.loader=methods2test (or of a "
+                            "data.source with instruction/reference columns); neither is set")
+        from peftlab.tasks.java_testgen.training import training_records
+
+        return self.sized(split, training_records(split))
 
     def focal_classes(self) -> dict[str, FocalClass]:
         """The executed test set's focal classes by id (the first ``data.test_size``), built once."""
@@ -116,7 +117,7 @@ class JavaTestGeneration(CodeGeneration):
             from peftlab.tasks.java_testgen.focal import humaneval_x_focal, quixbugs_focal
 
             size = self.config.data.test_size
-            chosen = (humaneval_x_focal(size) if self.test_set() == "humaneval-x"
+            chosen = (humaneval_x_focal(size, test_half=True) if self.test_set() == "humaneval-x"
                       else quixbugs_focal(size, self.config.execution.workers))
             self._focal_classes = {focal.id: focal for focal in chosen}
         return self._focal_classes
@@ -126,6 +127,11 @@ class JavaTestGeneration(CodeGeneration):
             return super().user_message(problem)
         return REQUEST.format(method=problem["focal_method"], name=problem["focal_class"].rpartition(".")[2],
                               source=problem["focal_source"].strip() + "\n")
+
+    def answer_prefix(self, problem: dict) -> str:
+        """The chat answer starts as a Java fence (its end is the chat stop), so the model writes the test
+        at once, not prose first, and stops where it closes the fence."""
+        return "```java\n"
 
     def postprocess(self, completion: str) -> str:
         if not self.executed:
@@ -166,4 +172,10 @@ class JavaTestGeneration(CodeGeneration):
         return Evaluation(metrics, scored, files={"verdicts.jsonl": rows})
 
     def prepare_data(self, directory: Path) -> dict | None:
-        return None  # no dataset to build: training data comes from the loader or the source
+        """Nothing to build (the built-in training data ships with the package; a loader or source is read
+        as is): the built-in data's card, else None."""
+        if self._from_source():
+            return None
+        from peftlab.tasks.java_testgen.training import training_card
+
+        return training_card()

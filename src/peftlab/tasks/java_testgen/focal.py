@@ -3,13 +3,15 @@ test should kill.
 
 ::
 
-    humaneval_x_focal(limit=None) -> list[FocalClass]        HumanEval-X Java: Solution, focal method = entry_point
+    focal_instruction(focal) -> str                           the class as a Methods2Test-style source
+    humaneval_x_focal(limit=None, *, test_half=False, mutants=True) -> list[FocalClass]   HumanEval-X Java
     quixbugs_focal(limit=None, workers=2) -> list[FocalClass]   QuixBugs Java: the corrected programs
     quixbugs_focal_classes(bugs, workers=2) -> list[FocalClass]  the same, for chosen QuixBugs bugs
 
 HumanEval-X: the prompt plus the canonical solution is the focal class; its mutants are the problem's
 execution-validated single-site bugs (:func:`peftlab.tasks.humaneval_x_java.bugs.bugs`, up to 3: each fails
-the problem's own test); its ``Main`` test is the reference. QuixBugs: the corrected program (package
+the problem's own test); its ``Main`` test, rewritten as a JUnit 4 class
+(:mod:`peftlab.tasks.java_testgen.training`), is the reference. QuixBugs: the corrected program (package
 ``java_programs``) is the focal class and its static method of the class's name the focal method; its
 mutants are the real bug (which fails the QuixBugs JUnit tests by construction) and up to two single-site
 mutants of the focal method (:mod:`peftlab.data.java_mutants`) that fail those tests too (by a wrong answer
@@ -33,21 +35,35 @@ KEPT_INJECTED = 2
 QUIXBUGS_TIMEOUT = 10.0  # seconds for all of a program's tests (their own @Test timeouts are 3 s each)
 
 
-def humaneval_x_focal(limit: int | None = None) -> list[FocalClass]:
-    """The first ``limit`` HumanEval-X Java problems (all 164 when None) as focal classes."""
+def focal_instruction(focal: FocalClass) -> str:
+    """A focal class as a Methods2Test-style source (focal method named, its class, then the test class to
+    fill), so that an adapter trained on Methods2Test sees the shape it learned."""
+    simple = focal.class_name.rpartition(".")[2]
+    return (f"// Focal method: {simple}.{focal.method}\n{focal.source.strip()}\n\n"
+            f"public class {simple}Test {{\n}}")
+
+
+def humaneval_x_focal(limit: int | None = None, *, test_half: bool = False, mutants: bool = True) -> list[FocalClass]:
+    """The first ``limit`` HumanEval-X Java problems (all when None) as focal classes: of the test half
+    (:func:`peftlab.tasks.java_repair.data.in_test_half`) when ``test_half``; without their mutants when not
+    ``mutants`` (training records need none). The reference is the problem's test as a JUnit 4 class
+    (:func:`peftlab.tasks.java_testgen.training.junit_from_main`)."""
     try:
         from peftlab.tasks.humaneval_x_java import data
         from peftlab.tasks.humaneval_x_java.bugs import bugs
     except ImportError:
         raise UserError("the HumanEval-X Java problems (peftlab.tasks.humaneval_x_java) are not installed; "
                         "use data.focal=quixbugs") from None
-    problems = data.problems()
+    from peftlab.tasks.java_repair.data import in_test_half
+    from peftlab.tasks.java_testgen.main_to_junit import junit_from_main
+
+    problems = [p for p in data.problems() if not test_half or in_test_half(p["id"])]
     problems = problems[:limit] if limit else problems
     kept: dict[str, list[str]] = {}
-    for bug in bugs(per_problem=MUTANTS_PER_CLASS):
+    for bug in bugs(per_problem=MUTANTS_PER_CLASS) if mutants else ():
         kept.setdefault(bug["problem_id"], []).append(bug["buggy"])
     return [FocalClass(p["id"], data.program(p, p["canonical_solution"]), data.CLASS_NAME, p["entry_point"],
-                       tuple(kept.get(p["id"], ())), reference=data.tests_source(p))
+                       tuple(kept.get(p["id"], ())), reference=junit_from_main(p))
             for p in problems]
 
 

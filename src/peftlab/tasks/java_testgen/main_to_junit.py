@@ -1,0 +1,87 @@
+"""HumanEval-X Java's ``Main`` test as a JUnit 4 class (``junit_from_main``): the reference test of
+``java-testgen``'s HumanEval-X focal classes and the target of its built-in training data
+(:mod:`peftlab.tasks.java_testgen.training` says how and why).
+
+HumanEval-X's test is a ``Main`` whose ``main`` builds ``List<Boolean> correct = Arrays.asList(c1, ..., cn)``
+and throws ``AssertionError`` when one is false (161 of 164 problems). Here each check becomes its own
+``assertTrue(c)`` (``assertFalse(c')`` for ``!c'``) in one ``@Test`` method, every other statement kept: what
+a developer's JUnit test of the method looks like, and what the task asks the model to write. The three other
+problems (random round trips) keep their ``main`` body as the test method: it throws ``AssertionError``, which
+JUnit counts as a failure too.
+"""
+
+from __future__ import annotations
+
+from peftlab.data.java_mutants import code_tokens, matching
+
+TEST_CLASS = "SolutionTest"
+HEADER = "import org.junit.Test;\nimport static org.junit.Assert.*;\n"
+_LIST = ("List", "<", "Boolean", ">", "correct", "=", "Arrays", ".", "asList", "(")
+_CHECK = ("if", "(", "correct", ".", "contains", "(", "false", ")", ")", "{", "throw", "new", "AssertionError",
+          "(", ")", ";", "}")
+
+
+def _find(code: list, texts: tuple[str, ...]) -> int | None:
+    """The index in ``code`` where the token texts ``texts`` start, or None."""
+    for index in range(len(code) - len(texts) + 1):
+        if all(code[index + k].text == text for k, text in enumerate(texts)):
+            return index
+    return None
+
+
+def _arguments(code: list, open_index: int) -> list[tuple[int, int]]:
+    """The token ranges ``[first, last]`` of the arguments of the call whose ``(`` is ``code[open_index]``."""
+    close, ranges, first, depth = matching(code, open_index), [], open_index + 1, 0
+    for index in range(open_index + 1, close):
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(code[index].text, 0)
+        if depth == 0 and code[index].text == ",":
+            ranges.append((first, index - 1))
+            first = index + 1
+    if first < close:
+        ranges.append((first, close - 1))
+    return ranges
+
+
+def _assertion(source: str, code: list, first: int, last: int) -> str:
+    """``assertTrue(check)``, or ``assertFalse(rest)`` for ``!rest`` where ``rest`` is one operand (a call
+    chain, no operator outside brackets: ``!a == b`` is ``(!a) == b``, which stays an assertTrue)."""
+    text = source[code[first].start:code[last].end]
+    if code[first].text == "!" and first < last:
+        depth = 0
+        for token in code[first + 1:last + 1]:
+            depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(token.text, 0)
+            if depth == 0 and token.kind == "op" and token.text not in ".()[]{}":
+                break
+        else:
+            return f"assertFalse({source[code[first + 1].start:code[last].end]});"
+    return f"assertTrue({text});"
+
+
+def junit_from_main(problem: dict) -> str:
+    """The problem's ``Main`` test as a JUnit 4 class (see the module docstring); its imports are the
+    prompt's, then JUnit's."""
+    source = problem["test"]
+    code = code_tokens(source)
+    head = _find(code, ("public", "class", "Main", "{"))
+    main = _find(code, ("public", "static", "void", "main", "("))
+    if head is None or main is None:
+        raise ValueError(f"{problem['id']}: its test is not a `public class Main` with a `main`")
+    body_open = next(i for i in range(matching(code, main + 4), len(code)) if code[i].text == "{")
+    throws = source[code[matching(code, main + 4)].end:code[body_open].start]  # ` throws X ` kept
+    body_close = matching(code, body_open)
+    method = problem["entry_point"]
+    lines = source[code[body_open].end:code[body_close].start]
+    listed, check = _find(code, _LIST), _find(code, _CHECK)
+    if listed is not None and check is not None and body_open < listed < check < body_close:
+        open_index = listed + len(_LIST) - 1
+        close = matching(code, open_index)
+        indent = "\n        "
+        asserts = indent.join(_assertion(source, code, first, last) for first, last in _arguments(code, open_index))
+        before = source[code[body_open].end:code[listed].start]
+        between = source[code[close + 1].end:code[check].start]  # after `);`, before the `if`
+        after = source[code[check + len(_CHECK) - 1].end:code[body_close].start]
+        lines = before + asserts + between.rstrip() + after
+    test = (source[:code[head].start] + f"public class {TEST_CLASS} {{"
+            + source[code[head + 3].end:code[main].start]
+            + f"@Test\n    public void test{method[:1].upper()}{method[1:]}(){throws}{{" + lines + source[code[body_close].start:])
+    return problem["imports"] + "\n" + HEADER + "\n" + test
