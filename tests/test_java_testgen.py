@@ -15,7 +15,8 @@ import pytest
 from peftlab.config import load_config
 from peftlab.errors import UserError
 from peftlab.tasks import get_task
-from peftlab.tasks.java_testgen import JavaTestGeneration, focal_instruction
+from peftlab.tasks.java_testgen import JavaTestGeneration
+from peftlab.tasks.java_testgen.focal import focal_instruction
 from peftlab.tasks.java_testgen.junit_scoring import RELEASE, FocalClass, accessible, score_junit_tests
 from peftlab.tasks.java_testgen.test_class import extract_test, has_assertion, runnable_test
 
@@ -416,20 +417,33 @@ def test_prompts_show_the_focal_class_and_ask_for_a_junit_4_test_class(fixture_t
     assert problem["instruction"] == focal_instruction(SUM)
     prompt = fixture_task.prompt(problem)
     assert prompt.startswith("### Instruction:\n// Focal method: Solution.sumOfEvens\nimport java.util.*;")
-    assert prompt.endswith("public class SolutionTest {\n}\n### Response:\n")
+    # the prompt ends with the test class's start (the focal class's imports, JUnit's), which the model continues
+    head = "import java.util.*;\n\nimport org.junit.Test;\nimport static org.junit.Assert.*;\n\npublic class SolutionTest {\n"
+    assert fixture_task.head(problem) == head
+    assert prompt.endswith("public class SolutionTest {\n}\n### Response:\n" + head)
+    assert fixture_task.answer_prefix(problem) == "```java\n" + head
     request = fixture_task.user_message(problem)
     assert "JUnit 4 test class for the method `sumOfEvens`" in request and FOCAL.strip() in request
     training_record = {"id": "m", "instruction": "public class Range {}", "reference": "@Test ..."}
     assert fixture_task.user_message(training_record).startswith("Write one JUnit test method")
+    assert fixture_task.head(training_record) == "" and fixture_task.response(training_record) == "@Test ..."
+    assert fixture_task.response({**problem, "reference": head + "    @Test ...}\n"}) == "    @Test ...}\n"
 
 
 def metrics_keys(evaluation) -> set[str]:
     return set(evaluation.metrics)
 
 
+def _continuation(test_class: str) -> str:
+    """What a model writes after the prompt's head: the test class's body and its closing brace."""
+    return test_class.split("public class SolutionTest {\n", 1)[1]
+
+
 def test_the_task_scores_candidates_like_the_python_testgen(java, fixture_task):
-    fenced = f"```java\n{COMPLETE}```\nThis tests both cases."
-    evaluation = fixture_task.evaluate([{"id": SUM.id, "candidates": [fixture_task.postprocess(fenced), NO_ASSERTION]}])
+    answer = _continuation(COMPLETE) + "```\nThis tests both cases."  # the chat stop cuts at the fence
+    assert fixture_task.postprocess(answer) == _continuation(COMPLETE).rstrip("\n")
+    candidates = [fixture_task.postprocess(answer), _continuation(NO_ASSERTION)]
+    evaluation = fixture_task.evaluate([{"id": SUM.id, "candidates": candidates}])
     (row,) = evaluation.scored
     assert row["scores"]["test_valid_best"] == row["scores"]["test_pass_mean"] == 1.0
     assert (row["scores"]["mutation_best"], row["scores"]["mutation_mean"]) == (1.0, 0.5)

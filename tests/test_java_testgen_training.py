@@ -94,7 +94,12 @@ def test_the_training_halves_share_no_problem_with_the_scored_half():
     assert len(task("humaneval-x-java").load("test")) == 164
     assert [r["id"] for r in testgen.load("train")] == card["problem_ids"]["train"]
     assert testgen.prepare_data(None)["counts"] == card["counts"]
-    assert testgen.answer_prefix(record) == "```java\n" and JavaTestGeneration.chat_stop == ("\n```",)
+    # the record's reference starts as the prompt ends (the head), so the training target is the rest
+    assert record["reference"].startswith(testgen.head(record)) and testgen.head(record).endswith(
+        "public class SolutionTest {\n")
+    assert testgen.response(record) == record["reference"][len(testgen.head(record)):]
+    assert testgen.answer_prefix(record) == "```java\n" + testgen.head(record)
+    assert JavaTestGeneration.chat_stop == ("\n```",)
     with pytest.raises(UserError, match="data.focal=source scores the test split of data.loader=methods2test"):
         task("java-testgen", "data.focal=source").load("test")
 

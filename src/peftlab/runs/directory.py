@@ -45,6 +45,15 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def cpu_threads() -> dict:
+    """The CPU threading the run used: torch's compute threads (None when torch was not imported) and the
+    OpenMP settings the process started with (peftlab's default spin count unless the user set their own)."""
+    torch = sys.modules.get("torch")
+    return {"torch": torch.get_num_threads() if torch is not None else None,
+            **{name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS",
+                                                        "PEFTLAB_THREADS")}}
+
+
 def run_info(config: Config, command: str, started: float) -> dict:
     """How a command was run: argv, seeds, interpreter, platform, package versions, start and end."""
     return {
@@ -56,6 +65,7 @@ def run_info(config: Config, command: str, started: float) -> dict:
         "platform": platform.platform(),
         "packages": package_versions(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # which GPU a study cell was given
+        "threads": cpu_threads(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

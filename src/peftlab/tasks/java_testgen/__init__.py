@@ -36,9 +36,11 @@ from peftlab.errors import UserError
 from peftlab.tasks.base import Evaluation, check_candidate_rows, match_test_ids
 from peftlab.tasks.codegen import CodeGeneration
 from peftlab.tasks.java_testgen import methods2test
-from peftlab.tasks.java_testgen.focal import focal_instruction
+from peftlab.tasks.java_testgen.focal import focal_record
 from peftlab.tasks.java_testgen.junit_scoring import FocalClass, score_junit_tests
+from peftlab.tasks.java_testgen.main_to_junit import imports_of, test_class_head
 from peftlab.tasks.java_testgen.test_class import extract_test
+from peftlab.tasks.postprocess import cut_at_stop
 from peftlab.tasks.testgen import METRIC_FAMILIES, summarize_tests
 
 # The chat turn for a Methods2Test record: the source holds the focal method and its context, and the
@@ -63,8 +65,8 @@ class JavaTestgenOptions(OwnedOptions):
     """``java-testgen``'s ``data.*`` options."""
 
     focal: Literal["humaneval-x", "quixbugs", "source"] | None = None
-    """The test set: ``humaneval-x`` (the Solution classes of HumanEval-X Java's test half), ``quixbugs`` (QuixBugs Java's
-    corrected programs), both scored by running the generated JUnit tests; ``source`` (the test split of
+    """The test set: ``humaneval-x`` (the Solution classes of HumanEval-X Java's test half), ``quixbugs``
+    (QuixBugs Java's corrected programs), both scored by running the generated JUnit tests; ``source`` (the test split of
     ``data.loader``/``data.source``, scored by EM and CodeBLEU). Unset: ``source`` when a loader or source is
     set, else ``humaneval-x``."""
 
@@ -98,10 +100,7 @@ class JavaTestGeneration(CodeGeneration):
     def load(self, split: str) -> list[dict]:
         self.check_split(split)
         if split == "test" and self.executed:
-            problems = [{"id": f.id, "instruction": focal_instruction(f), "reference": f.reference,
-                         "focal_class": f.class_name, "focal_method": f.method, "focal_source": f.source}
-                        for f in self.focal_classes().values()]
-            return self.sized(split, problems)
+            return self.sized(split, [focal_record(f) for f in self.focal_classes().values()])
         if self._from_source():
             return super().load(split)
         if split == "test":
@@ -128,15 +127,35 @@ class JavaTestGeneration(CodeGeneration):
         return REQUEST.format(method=problem["focal_method"], name=problem["focal_class"].rpartition(".")[2],
                               source=problem["focal_source"].strip() + "\n")
 
+    @staticmethod
+    def head(problem: dict) -> str:
+        """For a focal class, the start of its test class (:func:`main_to_junit.test_class_head`: the focal
+        class's imports, JUnit's, ``public class <Focal>Test {``), which the prompt ends with and the model
+        continues, as the Python task's prompt ends with ``def test_<name>():``. Without it a small model
+        mostly re-types the focal class and never reaches a test. Empty for a Methods2Test record."""
+        if "focal_class" not in problem:
+            return ""
+        return test_class_head(imports_of(problem["focal_source"]), problem["focal_class"].rpartition(".")[2])
+
+    def prompt(self, problem: dict) -> str:
+        return super().prompt(problem) + self.head(problem)
+
     def answer_prefix(self, problem: dict) -> str:
-        """The chat answer starts as a Java fence (its end is the chat stop), so the model writes the test
-        at once, not prose first, and stops where it closes the fence."""
-        return "```java\n"
+        """The chat answer starts as a Java fence (its end is the chat stop), then :meth:`head`."""
+        return "```java\n" + self.head(problem)
+
+    def response(self, problem: dict) -> str:
+        """The training target: the reference test after :meth:`head` (a rewritten HumanEval-X test starts
+        with it), or all of it."""
+        head, reference = self.head(problem), problem["reference"]
+        return reference[len(head):] if head and reference.startswith(head) else reference
 
     def postprocess(self, completion: str) -> str:
         if not self.executed:
             return super().postprocess(completion)
-        return extract_test(completion, self.stop)
+        # a continuation of the head, inside the code from its first character: a closing fence ends it in
+        # either format (in chat it is the stop). evaluate puts head and continuation together.
+        return cut_at_stop(completion, [*self.stop, "\n```"])
 
     def evaluate(self, predictions: list[dict], partial: bool = False) -> Evaluation:
         if not self.executed:
@@ -145,7 +164,8 @@ class JavaTestGeneration(CodeGeneration):
         if predictions and all("candidates" in row for row in predictions):
             check_candidate_rows(predictions)
             coverage = match_test_ids([row["id"] for row in predictions], list(focal), partial=partial)
-            samples = [{"task_id": row["id"], "test": candidate}
+            heads = {task_id: self.head(focal_record(f)) for task_id, f in focal.items()}
+            samples = [{"task_id": row["id"], "test": extract_test(heads[row["id"]] + candidate, self.stop)}
                        for row in predictions for candidate in row["candidates"]]
         else:
             for number, row in enumerate(predictions, start=1):
@@ -153,7 +173,7 @@ class JavaTestGeneration(CodeGeneration):
                     raise UserError(f"prediction row {number} needs a string 'task_id' and a string 'test'")
             coverage = match_test_ids([row["task_id"] for row in predictions], list(focal), partial=partial,
                                       repeats=True)
-            samples = [{**row, "test": self.postprocess(row["test"])} for row in predictions]
+            samples = [{**row, "test": extract_test(row["test"], self.stop)} for row in predictions]
         verdicts = score_junit_tests([(focal[row["task_id"]], row["test"]) for row in samples],
                                      timeout=self.config.execution.timeout, workers=self.config.execution.workers)
         return self._summary(samples, verdicts, focal, coverage)

@@ -4,6 +4,7 @@ test should kill.
 ::
 
     focal_instruction(focal) -> str                           the class as a Methods2Test-style source
+    focal_record(focal) -> dict                               the class as the task's problem record
     humaneval_x_focal(limit=None, *, test_half=False, mutants=True) -> list[FocalClass]   HumanEval-X Java
     quixbugs_focal(limit=None, workers=2) -> list[FocalClass]   QuixBugs Java: the corrected programs
     quixbugs_focal_classes(bugs, workers=2) -> list[FocalClass]  the same, for chosen QuixBugs bugs
@@ -41,6 +42,12 @@ def focal_instruction(focal: FocalClass) -> str:
     simple = focal.class_name.rpartition(".")[2]
     return (f"// Focal method: {simple}.{focal.method}\n{focal.source.strip()}\n\n"
             f"public class {simple}Test {{\n}}")
+
+
+def focal_record(focal: FocalClass) -> dict:
+    """A focal class as the task's problem record (test set and built-in training data alike)."""
+    return {"id": focal.id, "instruction": focal_instruction(focal), "reference": focal.reference,
+            "focal_class": focal.class_name, "focal_method": focal.method, "focal_source": focal.source}
 
 
 def humaneval_x_focal(limit: int | None = None, *, test_half: bool = False, mutants: bool = True) -> list[FocalClass]:

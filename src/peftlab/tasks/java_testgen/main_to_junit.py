@@ -1,6 +1,7 @@
 """HumanEval-X Java's ``Main`` test as a JUnit 4 class (``junit_from_main``): the reference test of
 ``java-testgen``'s HumanEval-X focal classes and the target of its built-in training data
-(:mod:`peftlab.tasks.java_testgen.training` says how and why).
+(:mod:`peftlab.tasks.java_testgen.training` says how and why); and how every such test class starts
+(``test_class_head``), which the task's prompt ends with.
 
 HumanEval-X's test is a ``Main`` whose ``main`` builds ``List<Boolean> correct = Arrays.asList(c1, ..., cn)``
 and throws ``AssertionError`` when one is false (161 of 164 problems). Here each check becomes its own
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 from peftlab.data.java_mutants import code_tokens, matching
 
-TEST_CLASS = "SolutionTest"
 HEADER = "import org.junit.Test;\nimport static org.junit.Assert.*;\n"
 _LIST = ("List", "<", "Boolean", ">", "correct", "=", "Arrays", ".", "asList", "(")
 _CHECK = ("if", "(", "correct", ".", "contains", "(", "false", ")", ")", "{", "throw", "new", "AssertionError",
@@ -57,6 +57,18 @@ def _assertion(source: str, code: list, first: int, last: int) -> str:
     return f"assertTrue({text});"
 
 
+def imports_of(source: str) -> str:
+    """The import lines of a compilation unit, each with its newline."""
+    return "".join(line + "\n" for line in source.splitlines() if line.startswith("import "))
+
+
+def test_class_head(imports: str, focal_name: str) -> str:
+    """How a test class for the focal class ``focal_name`` starts: the focal class's ``imports``, JUnit's,
+    then ``public class <focal_name>Test {`` and its newline. Each rewritten test starts so, and a generated
+    test continues it (the task's prompt ends with it)."""
+    return f"{imports}\n{HEADER}\npublic class {focal_name}Test {{\n"
+
+
 def junit_from_main(problem: dict) -> str:
     """The problem's ``Main`` test as a JUnit 4 class (see the module docstring); its imports are the
     prompt's, then JUnit's."""
@@ -81,7 +93,7 @@ def junit_from_main(problem: dict) -> str:
         between = source[code[close + 1].end:code[check].start]  # after `);`, before the `if`
         after = source[code[check + len(_CHECK) - 1].end:code[body_close].start]
         lines = before + asserts + between.rstrip() + after
-    test = (source[:code[head].start] + f"public class {TEST_CLASS} {{"
-            + source[code[head + 3].end:code[main].start]
-            + f"@Test\n    public void test{method[:1].upper()}{method[1:]}(){throws}{{" + lines + source[code[body_close].start:])
-    return problem["imports"] + "\n" + HEADER + "\n" + test
+    name = "test" + method[:1].upper() + method[1:]
+    fields = source[code[head + 3].end:code[main].start].removeprefix("\n")  # the head ends with its newline
+    return (test_class_head(problem["imports"], "Solution") + fields
+            + f"@Test\n    public void {name}(){throws}{{" + lines + source[code[body_close].start:])

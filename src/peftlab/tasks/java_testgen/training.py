@@ -21,15 +21,13 @@ from __future__ import annotations
 import collections
 
 from peftlab.tasks.java_repair.training import SPLITS, split_of
-from peftlab.tasks.java_testgen.focal import focal_instruction, humaneval_x_focal
+from peftlab.tasks.java_testgen.focal import focal_record, humaneval_x_focal
 
 
 def training_records(split: str) -> list[dict]:
     """Focal-class records (as ``java-testgen``'s test set: ``focal_class``, ``focal_method``,
     ``focal_source``) of the problems of ``split``, the JUnit rewrite of their test as the reference."""
-    return [{"id": focal.id, "instruction": focal_instruction(focal), "reference": focal.reference,
-             "focal_class": focal.class_name, "focal_method": focal.method, "focal_source": focal.source,
-             "split": split}
+    return [{**focal_record(focal), "split": split}
             for focal in humaneval_x_focal(mutants=False) if split_of(focal.id) == split]
 
 
