@@ -38,7 +38,8 @@ from peftlab.tasks.codegen import CodeGeneration
 from peftlab.tasks.java_testgen import methods2test
 from peftlab.tasks.java_testgen.focal import focal_record
 from peftlab.tasks.java_testgen.junit_scoring import FocalClass, score_junit_tests
-from peftlab.tasks.java_testgen.main_to_junit import imports_of, test_class_head
+from peftlab.tasks.java_repair.source import imports_of
+from peftlab.tasks.java_testgen.main_to_junit import test_class_head
 from peftlab.tasks.java_testgen.test_class import extract_test
 from peftlab.tasks.postprocess import cut_at_stop
 from peftlab.tasks.testgen import METRIC_FAMILIES, summarize_tests
@@ -66,9 +67,9 @@ class JavaTestgenOptions(OwnedOptions):
 
     focal: Literal["humaneval-x", "quixbugs", "source"] | None = None
     """The test set: ``humaneval-x`` (the Solution classes of HumanEval-X Java's test half), ``quixbugs``
-    (QuixBugs Java's corrected programs), both scored by running the generated JUnit tests; ``source`` (the test split of
-    ``data.loader``/``data.source``, scored by EM and CodeBLEU). Unset: ``source`` when a loader or source is
-    set, else ``humaneval-x``."""
+    (QuixBugs Java's corrected programs), both scored by running the generated JUnit tests; ``source`` (the
+    test split of ``data.loader``/``data.source``, scored by EM and CodeBLEU). Unset: ``source`` when a loader
+    or source is set, else ``humaneval-x``."""
 
 
 class JavaTestGeneration(CodeGeneration):

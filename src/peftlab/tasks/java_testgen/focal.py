@@ -12,9 +12,9 @@ test should kill.
 HumanEval-X: the prompt plus the canonical solution is the focal class; its mutants are the problem's
 execution-validated single-site bugs (:func:`peftlab.tasks.humaneval_x_java.bugs.bugs`, up to 3: each fails
 the problem's own test); its ``Main`` test, rewritten as a JUnit 4 class
-(:mod:`peftlab.tasks.java_testgen.training`), is the reference. QuixBugs: the corrected program (package
-``java_programs``) is the focal class and its static method of the class's name the focal method; its
-mutants are the real bug (which fails the QuixBugs JUnit tests by construction) and up to two single-site
+(:func:`peftlab.tasks.java_testgen.main_to_junit.junit_from_main`), is the reference. QuixBugs: the
+corrected program (package ``java_programs``) is the focal class and its static method of the class's
+name the focal method; its mutants are the real bug (which fails the QuixBugs JUnit tests by construction) and up to two single-site
 mutants of the focal method (:mod:`peftlab.data.java_mutants`) that fail those tests too (by a wrong answer
 or an exception, not by time or memory), found once and cached
 (``<cache>/java-testgen/quixbugs-mutants-v1.json``); the QuixBugs test class is the reference.
@@ -50,11 +50,12 @@ def focal_record(focal: FocalClass) -> dict:
             "focal_class": focal.class_name, "focal_method": focal.method, "focal_source": focal.source}
 
 
-def humaneval_x_focal(limit: int | None = None, *, test_half: bool = False, mutants: bool = True) -> list[FocalClass]:
+def humaneval_x_focal(limit: int | None = None, *, test_half: bool = False,
+                      mutants: bool = True) -> list[FocalClass]:
     """The first ``limit`` HumanEval-X Java problems (all when None) as focal classes: of the test half
     (:func:`peftlab.tasks.java_repair.data.in_test_half`) when ``test_half``; without their mutants when not
     ``mutants`` (training records need none). The reference is the problem's test as a JUnit 4 class
-    (:func:`peftlab.tasks.java_testgen.training.junit_from_main`)."""
+    (:func:`peftlab.tasks.java_testgen.main_to_junit.junit_from_main`)."""
     try:
         from peftlab.tasks.humaneval_x_java import data
         from peftlab.tasks.humaneval_x_java.bugs import bugs

@@ -17,6 +17,7 @@ from peftlab.data.java_mutants import code_tokens, matching
 
 HEADER = "import org.junit.Test;\nimport static org.junit.Assert.*;\n"
 _LIST = ("List", "<", "Boolean", ">", "correct", "=", "Arrays", ".", "asList", "(")
+_DEPTH = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}  # how a bracket token changes the nesting
 _CHECK = ("if", "(", "correct", ".", "contains", "(", "false", ")", ")", "{", "throw", "new", "AssertionError",
           "(", ")", ";", "}")
 
@@ -33,7 +34,7 @@ def _arguments(code: list, open_index: int) -> list[tuple[int, int]]:
     """The token ranges ``[first, last]`` of the arguments of the call whose ``(`` is ``code[open_index]``."""
     close, ranges, first, depth = matching(code, open_index), [], open_index + 1, 0
     for index in range(open_index + 1, close):
-        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(code[index].text, 0)
+        depth += _DEPTH.get(code[index].text, 0)
         if depth == 0 and code[index].text == ",":
             ranges.append((first, index - 1))
             first = index + 1
@@ -49,17 +50,12 @@ def _assertion(source: str, code: list, first: int, last: int) -> str:
     if code[first].text == "!" and first < last:
         depth = 0
         for token in code[first + 1:last + 1]:
-            depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(token.text, 0)
+            depth += _DEPTH.get(token.text, 0)
             if depth == 0 and token.kind == "op" and token.text not in ".()[]{}":
                 break
         else:
             return f"assertFalse({source[code[first + 1].start:code[last].end]});"
     return f"assertTrue({text});"
-
-
-def imports_of(source: str) -> str:
-    """The import lines of a compilation unit, each with its newline."""
-    return "".join(line + "\n" for line in source.splitlines() if line.startswith("import "))
 
 
 def test_class_head(imports: str, focal_name: str) -> str:
