@@ -15,9 +15,9 @@ the problem's own test); its ``Main`` test, rewritten as a JUnit 4 class
 (:func:`peftlab.tasks.java_testgen.main_to_junit.junit_from_main`), is the reference. QuixBugs: the
 corrected program (package ``java_programs``) is the focal class and its static method of the class's
 name the focal method; its mutants are the real bug (which fails the QuixBugs JUnit tests by
-construction) and up to two single-site mutants of the focal method (:mod:`peftlab.data.java_mutants`) that fail those tests too (by a wrong answer
-or an exception, not by time or memory), found once and cached
-(``<cache>/java-testgen/quixbugs-mutants-v1.json``); the QuixBugs test class is the reference.
+construction) and up to two single-site mutants of the focal method (:mod:`peftlab.data.java_mutants`)
+that fail those tests too (by a wrong answer or an exception, not by time or memory), found once and
+cached (``<cache>/java-testgen/quixbugs-mutants-v1.json``); the QuixBugs test class is the reference.
 """
 
 from __future__ import annotations
