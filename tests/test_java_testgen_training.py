@@ -51,23 +51,35 @@ def _problem(test: str, entry_point: str = "isEven") -> dict:
     return {"id": "fixture/1", "test": test, "entry_point": entry_point, "imports": "import java.util.*;\n"}
 
 
-def test_each_check_becomes_an_assertion_in_one_junit_test():
+def test_each_check_becomes_its_own_junit_test_method():
     test = junit_from_main(_problem(MAIN))
     assert test.startswith("import java.util.*;\n\nimport org.junit.Test;\nimport static org.junit.Assert.*;\n")
     body = test[test.index("public class SolutionTest {"):]
-    assert body.splitlines()[1:3] == ["    @Test", "    public void testIsEven() throws Exception {"]
-    assert "        Solution s = new Solution();\n        assertTrue(s.isEven(4));\n" in body
-    assert "        assertFalse(s.isEven(3));\n" in body
+    # the one setup statement becomes a field, so each method is one check (a cut generation keeps whole methods)
+    assert body.splitlines()[1:5] == ["    private final Solution s = new Solution();", "",
+                                      "    @Test", "    public void testIsEven1() throws Exception {"]
+    assert body.count("@Test") == 4 and body.count("Solution s = new Solution();") == 1
+    assert "    public void testIsEven1() throws Exception {\n        assertTrue(s.isEven(4));\n    }\n" in body
+    assert "    public void testIsEven2() throws Exception {\n        assertFalse(s.isEven(3));\n    }\n" in body
     # `!a == b` is `(!a) == b`: negating it away would change the check
     assert "        assertTrue(!s.isEven(3) == true);\n" in body
     assert "        assertTrue(s.half(Arrays.asList(2, 4)).equals(Arrays.asList(1, 2)));\n" in body
     assert "correct" not in body and "AssertionError" not in body and "class Main" not in body
-    assert body.count("{") == body.count("}")
+    assert body.count("{") == body.count("}") and body.endswith("    }\n}\n")
+
+
+def test_setup_beyond_the_solution_opens_every_method_and_a_trailing_loop_is_the_last():
+    main = MAIN.replace("Solution s = new Solution();", "Solution s = new Solution();\n        int n = 4;").replace(
+        "throw new AssertionError();\n        }", "throw new AssertionError();\n        }\n        assert n == 4;")
+    body = junit_from_main(_problem(main))
+    assert body.count("@Test") == 5 and body.count("        Solution s = new Solution();\n        int n = 4;\n") == 5
+    assert "    public void testIsEven5() throws Exception {\n        Solution s = new Solution();\n" \
+           "        int n = 4;\n        assert n == 4;\n    }\n}\n" in body
 
 
 def test_a_test_without_the_checks_list_keeps_its_body():
     test = junit_from_main(_problem(ROUND_TRIP, "encode"))
-    assert "    static Random rand = new Random(42);\n    @Test\n    public void testEncode() {" in test
+    assert "    static Random rand = new Random(42);\n\n    @Test\n    public void testEncode() {" in test
     assert "throw new AssertionError();" in test and "assert" not in test.replace("AssertionError", "").replace(
         "import static org.junit.Assert.*;", "")
     with pytest.raises(ValueError, match="not a `public class Main`"):
@@ -81,7 +93,7 @@ def test_the_training_halves_share_no_problem_with_the_scored_half():
     trained = set(card["problem_ids"]["train"]) | set(card["problem_ids"]["validation"])
     assert len(trained) == 78 and not any(in_test_half(problem_id) for problem_id in trained)
     record = training_records("validation")[0]
-    assert record["reference"].count("@Test") == 1 and record["focal_method"] in record["reference"]
+    assert record["reference"].count("@Test") > 1 and record["focal_method"] in record["reference"]
     assert record["instruction"].startswith(f"// Focal method: Solution.{record['focal_method']}\n")
 
     def task(name, *overrides):

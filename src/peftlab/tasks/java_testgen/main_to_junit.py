@@ -5,10 +5,13 @@
 
 HumanEval-X's test is a ``Main`` whose ``main`` builds ``List<Boolean> correct = Arrays.asList(c1, ..., cn)``
 and throws ``AssertionError`` when one is false (161 of 164 problems). Here each check becomes its own
-``assertTrue(c)`` (``assertFalse(c')`` for ``!c'``) in one ``@Test`` method, every other statement kept: what
-a developer's JUnit test of the method looks like, and what the task asks the model to write. The three other
-problems (random round trips) keep their ``main`` body as the test method: it throws ``AssertionError``, which
-JUnit counts as a failure too.
+``@Test`` method holding ``assertTrue(c)`` (``assertFalse(c')`` for ``!c'``); the statements before the list
+(``Solution s = new Solution();``) become a field when that is all they are, else they open every method;
+statements after the check (loops that throw) become one last method. One method per check is what a
+developer's JUnit test of the method looks like, and it is what the model learns to write: a generation that
+``generation.max_new_tokens`` cuts keeps its complete methods (``extract_test`` cuts back to them), where a
+single long method would be cut to nothing. The three other problems (random round trips) keep their
+``main`` body as one test method: it throws ``AssertionError``, which JUnit counts as a failure too.
 """
 
 from __future__ import annotations
@@ -65,6 +68,10 @@ def test_class_head(imports: str, focal_name: str) -> str:
     return f"{imports}\n{HEADER}\npublic class {focal_name}Test {{\n"
 
 
+def _method(name: str, throws: str, body: str) -> str:
+    return f"    @Test\n    public void {name}(){throws}{{\n{body}\n    }}\n"
+
+
 def junit_from_main(problem: dict) -> str:
     """The problem's ``Main`` test as a JUnit 4 class (see the module docstring); its imports are the
     prompt's, then JUnit's."""
@@ -75,21 +82,27 @@ def junit_from_main(problem: dict) -> str:
     if head is None or main is None:
         raise ValueError(f"{problem['id']}: its test is not a `public class Main` with a `main`")
     body_open = next(i for i in range(matching(code, main + 4), len(code)) if code[i].text == "{")
-    throws = source[code[matching(code, main + 4)].end:code[body_open].start]  # ` throws X ` kept
+    throws = source[code[matching(code, main + 4)].end:code[body_open].start].rstrip() + " "  # `throws X` kept
     body_close = matching(code, body_open)
     method = problem["entry_point"]
-    lines = source[code[body_open].end:code[body_close].start]
-    listed, check = _find(code, _LIST), _find(code, _CHECK)
-    if listed is not None and check is not None and body_open < listed < check < body_close:
-        open_index = listed + len(_LIST) - 1
-        close = matching(code, open_index)
-        indent = "\n        "
-        asserts = indent.join(_assertion(source, code, first, last) for first, last in _arguments(code, open_index))
-        before = source[code[body_open].end:code[listed].start]
-        between = source[code[close + 1].end:code[check].start]  # after `);`, before the `if`
-        after = source[code[check + len(_CHECK) - 1].end:code[body_close].start]
-        lines = before + asserts + between.rstrip() + after
     name = "test" + method[:1].upper() + method[1:]
-    fields = source[code[head + 3].end:code[main].start].removeprefix("\n")  # the head ends with its newline
-    return (test_class_head(problem["imports"], "Solution") + fields
-            + f"@Test\n    public void {name}(){throws}{{" + lines + source[code[body_close].start:])
+    fields = source[code[head + 3].end:code[main].start].strip()
+    fields = f"    {fields}\n\n" if fields else ""
+    listed, check = _find(code, _LIST), _find(code, _CHECK)
+    if listed is None or check is None or not body_open < listed < check < body_close:
+        methods = _method(name, throws, source[code[body_open].end:code[body_close].start].strip("\n").rstrip())
+        return test_class_head(problem["imports"], "Solution") + fields + methods + "}\n"
+    open_index = listed + len(_LIST) - 1
+    close = matching(code, open_index)
+    setup = source[code[body_open].end:code[listed].start].strip()
+    if setup == "Solution s = new Solution();":
+        fields, setup = f"    private final {setup}\n\n" + fields, ""
+    opening = f"        {setup}\n" if setup else ""
+    checks = [opening + "        " + _assertion(source, code, first, last)
+              for first, last in _arguments(code, open_index)]
+    rest = (source[code[close + 1].end:code[check].start]  # after `);`, before the `if`
+            + source[code[check + len(_CHECK) - 1].end:code[body_close].start]).strip()
+    if rest:
+        checks.append(opening + "        " + rest)
+    methods = "\n".join(_method(f"{name}{number}", throws, body) for number, body in enumerate(checks, 1))
+    return test_class_head(problem["imports"], "Solution") + fields + methods + "}\n"
