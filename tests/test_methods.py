@@ -196,9 +196,9 @@ def capture_trainer(monkeypatch):
 
         return RecordingTrainer
 
-    # Packed and padded (prompt and prefix tuning, AdaLoRA) training use different classes.
-    monkeypatch.setattr(peftlab.stages.train, "Trainer", recording(peftlab.stages.train.Trainer))
-    monkeypatch.setattr(peftlab.stages.train, "PackedTrainer", recording(peftlab.stages.train.PackedTrainer))
+    # Each batch layout has its class (peftlab.stages.train.batch_layout).
+    for name in ("Trainer", "PackedTrainer", "PaddedRowsTrainer"):
+        monkeypatch.setattr(peftlab.stages.train, name, recording(getattr(peftlab.stages.train, name)))
     return captured
 
 

@@ -115,6 +115,25 @@ def test_training_packed_equals_padded(tiny_model_dir, tiny_data_dir, tmp_path):
         torch.testing.assert_close(one[name], other[name], rtol=0, atol=1e-5)
 
 
-def test_prompt_tuning_trains_on_padded_batches(tiny_model_dir, tiny_data_dir, tmp_path):
-    metrics = _train(tiny_model_dir, tiny_data_dir, tmp_path / "pt", "method.name=prompt-tuning", "train.max_steps=1")
-    assert metrics["packed"] is False
+@pytest.mark.parametrize("method", ["prompt-tuning", "prefix-tuning"])
+def test_virtual_token_methods_train_row_by_row_as_on_padded_batches(tiny_model_dir, tiny_data_dir, tmp_path, method):
+    """Prompt and prefix tuning cannot be packed: they train each example of a padded batch alone, logits
+    kept where a label is (peftlab.stages.trainers) — the same losses and weights as whole padded batches."""
+    from safetensors.torch import load_file
+
+    rows = _train(tiny_model_dir, tiny_data_dir, tmp_path / "rows", f"method.name={method}")
+    padded = _train(tiny_model_dir, tiny_data_dir, tmp_path / "padded", f"method.name={method}", "train.packing=false")
+    assert (rows["batch_layout"], padded["batch_layout"]) == ("padded rows", "padded")
+    assert rows["packed"] is False and rows["train_steps"] == padded["train_steps"] == 4
+    assert rows["train_loss"] == pytest.approx(padded["train_loss"], abs=1e-5)
+    assert rows["best_eval_loss"] == pytest.approx(padded["best_eval_loss"], abs=1e-5)
+    one = load_file(tmp_path / "rows" / "adapter" / "adapter_model.safetensors")
+    other = load_file(tmp_path / "padded" / "adapter" / "adapter_model.safetensors")
+    assert one.keys() == other.keys()
+    for name in one:
+        torch.testing.assert_close(one[name], other[name], rtol=0, atol=1e-5)
+
+
+def test_a_method_whose_loss_is_the_model_own_trains_on_whole_padded_batches(tiny_model_dir, tiny_data_dir, tmp_path):
+    metrics = _train(tiny_model_dir, tiny_data_dir, tmp_path / "ada", "method.name=adalora", "train.max_steps=1")
+    assert metrics["batch_layout"] == "padded" and metrics["packed"] is False

@@ -12,7 +12,7 @@ Training needs two things from the loop, both through the generic hooks of
   scores read them): the Trainer's ``on_optimizer_step`` callback is exactly there.
 
 Its orthogonality regulariser is added by PEFT to the model's own loss, so AdaLoRA trains on padded batches
-(``trains_packed = False``): the packed path computes the loss itself from the kept logits, without it.
+(``trains_packed = False``, ``loss_from_model = True``): the row-by-row paths compute the loss from kept logits.
 A resumed run restarts the importance estimates (PEFT does not checkpoint them). Checkpoints keep every
 rank (masked ones as zeros) and the saved adapter only the ranks in use (``rank_pattern``, read from the
 weights); it loads with plain PEFT, which sizes each layer by that pattern, and merges like LoRA.
@@ -91,6 +91,7 @@ class AdaLoRA(AdaptationMethod):
     Options = AdaLoRAOptions
     default_learning_rate = 3e-4
     trains_packed = False  # the orthogonality regulariser comes through the model's loss (module docstring)
+    loss_from_model = True
     source = ("init_r=12, target_r=8, orth_reg_weight=0.5, delta_t=1: PEFT's AdaLoraConfig defaults (init 1.5x "
               "target as in Zhang et al. 2023); alpha, dropout, lr 3e-4 as LoRA; tinit/tfinal 10%/20% of the run "
               "(our choice)")

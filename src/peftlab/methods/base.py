@@ -56,7 +56,10 @@ class AdaptationMethod(Method):
     names one made elsewhere; None for a method that saves a whole model."""
     trains_packed: ClassVar[bool] = True
     """Whether it can train on padding-free packed rows (``peftlab.data.packing``); methods that prepend
-    virtual tokens cannot, and train on padded batches."""
+    virtual tokens cannot, and train on padded batches one example at a time (``peftlab.stages.trainers``)."""
+    loss_from_model: ClassVar[bool] = False
+    """Whether its training loss must be the model's own (AdaLoRA adds a regulariser to it): it then trains
+    on whole padded batches, where the model computes the loss."""
 
     def quantization_config(self):
         """A ``transformers`` quantization config for loading the base model, or ``None`` (full precision)."""

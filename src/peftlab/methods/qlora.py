@@ -9,9 +9,7 @@ CPU notes (bitsandbytes 0.50):
   generation all run the same float32 de-quantise-then-matmul path.
 * In inference mode 8-bit layers quantise activations via float16 and log a notice saying so on every
   call; we drop that one message.
-* The weights that stay in float (embeddings, norms) still point into the memory-mapped checkpoint after
-  loading, which keeps the whole mapping alive, including the ~400 MB of float32 pages read to quantise
-  the linear layers. Copying those few tensors releases it.
+* The base is quantised while it is read, never whole in float32 (peftlab.models.loading).
 * No gradient checkpointing: it recomputes the forward pass during backward (see docs/methods.md).
 """
 
@@ -50,18 +48,6 @@ def _keep_float32_cpu_path(model):
     return model
 
 
-def _release_checkpoint_mapping(model):
-    """Give float parameters their own memory so the checkpoint's memory map can be unmapped."""
-    for parameter in model.parameters():
-        if parameter.dtype.is_floating_point:
-            parameter.data = parameter.data.clone()
-    return model
-
-
-def _prepare_quantized(model):
-    return _release_checkpoint_mapping(_keep_float32_cpu_path(model))
-
-
 class _QLoRA(LoRA):
     bits: int
     default_learning_rate = 3e-4
@@ -97,11 +83,11 @@ class _QLoRA(LoRA):
     def apply(self, model):
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(_prepare_quantized(model), use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(_keep_float32_cpu_path(model), use_gradient_checkpointing=False)
         return super().apply(model)
 
     def load(self, base_model, directory: Path):
-        return super().load(_prepare_quantized(base_model), directory)
+        return super().load(_keep_float32_cpu_path(base_model), directory)
 
 
 class QLoRA4bitOptions(LoRAOptions):

@@ -192,10 +192,60 @@ def load_model(name: str, quantization_config=None, placement: Placement = CPU):
         if placement.on_gpu:
             kwargs["device_map"] = {"": placement.device}
     with _loading(name, path):
+        if quantization_config is not None and not placement.on_gpu and _safetensors_files(path):
+            return _quantized_while_reading(path, kwargs)
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if quantization_config is not None and not placement.on_gpu:
+        _own_float_weights(model)
     if quantization_config is None and placement.on_gpu:
         model = model.to(placement.device)
     return model
+
+
+def _safetensors_files(path: str) -> list[Path]:
+    """The safetensors files of a local model directory (all shards), or [] (a hub id, ``.bin`` weights)."""
+    directory = Path(path)
+    return sorted(directory.glob("*.safetensors")) if directory.is_dir() else []
+
+
+def _quantized_while_reading(path: str, kwargs: dict):
+    """A quantised CPU model whose float32 weights are read one tensor at a time (``pread``), each quantised
+    and dropped before the next is read, so the full float32 model is never in memory.
+
+    Why not ``from_pretrained(path)``: it memory-maps the checkpoint, and every float32 page that quantising
+    reads then counts in the process's memory until the mapping closes (the whole 2 GB of the 0.5B model,
+    so QLoRA peaked above LoRA, whose untouched pages are never read). The quantised weights are the same
+    either way (tests/test_quantized_loading.py); the weights that stay float (embeddings, norms) get memory
+    of their own, so no mapping outlives loading."""
+    from contextlib import ExitStack
+
+    from safetensors import safe_open
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    config = AutoConfig.from_pretrained(path)
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:  # a model class of its own (remote code): transformers'
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)  # own loading, and its mapping released
+        _own_float_weights(model)
+        return model
+    model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+    with ExitStack() as files:
+        state = {}
+        for file in _safetensors_files(path):
+            opened = files.enter_context(safe_open(str(file), framework="pt", device="cpu", backend="pread"))
+            state.update({key: opened.get_slice(key) for key in opened.keys()})  # read when loaded, not now
+        model = model_class.from_pretrained(None, config=config, state_dict=state,
+                                            **{k: v for k, v in kwargs.items() if k != "gguf_file"})
+    if (Path(path) / "generation_config.json").is_file():
+        model.generation_config = GenerationConfig.from_pretrained(path)
+    return model
+
+
+def _own_float_weights(model) -> None:
+    """A quantised model loaded from a memory map (a hub id): its float weights (embeddings, norms) still
+    point into the mapping, which keeps every float32 page that quantising read alive; copies release it."""
+    for parameter in model.parameters():
+        if parameter.dtype.is_floating_point:
+            parameter.data = parameter.data.clone()
 
 
 @contextmanager

@@ -23,10 +23,11 @@ from transformers.integrations import is_mlflow_available, is_tensorboard_availa
 
 from peftlab.runs.checkpoints import MarkCompleteCheckpoints, atomic_directory, newest_complete_checkpoint
 from peftlab.config import Config
-from peftlab.data.examples import IGNORE_INDEX, CompletionCollator
-from peftlab.data.packing import ROW_LENGTHS, PackedCollator, packed_causal_lm_loss
+from peftlab.data.examples import CompletionCollator
+from peftlab.data.packing import PackedCollator, packed_causal_lm_loss
 from peftlab.data.records import write_jsonl
 from peftlab.stages.distributed import world
+from peftlab.stages.trainers import PackedTrainer, PaddedRowsTrainer, kept_logits_loss
 from peftlab.models.devices import resolve_placement
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_training_method
@@ -50,31 +51,6 @@ class StopOnRequest(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
-
-
-class PackedTrainer(Trainer):
-    """Trains on packed rows (``peftlab.data.packing``) one row at a time within each optimiser step.
-
-    Why row by row: activation memory then follows one row (at most ``model.max_length`` tokens), not the
-    whole batch, at no cost in arithmetic; the gradients are summed over the rows and the loss is divided
-    by the step's label count, so the update equals the whole batch's. Each row is cut to its own length
-    first (the filler that evens rows out for the collated tensor is never computed in training).
-    """
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        lengths = inputs.pop(ROW_LENGTHS).tolist()
-        if num_items_in_batch is None:  # the Trainer counts it; this keeps the division the same without it
-            num_items_in_batch = (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()
-        loss = 0.0
-        for row, length in enumerate(lengths):
-            one_row = {key: value[row:row + 1, :length] if torch.is_tensor(value) else value
-                       for key, value in inputs.items()}
-            loss = loss + super().training_step(model, one_row, num_items_in_batch)
-        return loss
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = {key: value for key, value in inputs.items() if key != ROW_LENGTHS}  # evaluation: whole batch
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
 
 def tokenize_split(prompt_format, records: list[dict], max_length: int) -> list[dict]:
@@ -177,13 +153,12 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         torch.cuda.set_device(processes.local_rank)  # "cuda" is then this process's own GPU
     model = method.apply(load_model(config.model.name, method.quantization_config(), placement))
     parameters = count_parameters(model)
-    # Packed training runs one backward per packed row, and ranks pack different row counts; DDP needs the
-    # same number of backward passes on every rank, so data-parallel batches are padded instead.
-    packed = config.train.packing and method.trains_packed and not processes.parallel
+    layout = batch_layout(config, method, processes.parallel)
+    packed = layout == "packed"
 
     args = training_arguments(config, run, method, placement, packed, evaluates=bool(validation_set))
     stop = stop or StopOnRequest()
-    trainer = _trainer(config, method, model, args, tokenizer, train_set, validation_set, packed,
+    trainer = _trainer(config, method, model, args, tokenizer, train_set, validation_set, layout,
                        [stop, MarkCompleteCheckpoints(training_fingerprint(config)), *method.callbacks(), *callbacks])
     result, train_time = _run_trainer(trainer, checkpoint, stop)
 
@@ -206,6 +181,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         "adapter_mb": _directory_mb(run.adapter),
         "resumed_from": checkpoint.name if checkpoint else None,
         "packed": packed,
+        "batch_layout": layout,
         "processes": processes.size,
         **placement.record(),
         **prompt_format.record(),
@@ -278,17 +254,32 @@ def training_arguments(config: Config, run: RunDir, method, placement, packed: b
     )
 
 
-def _trainer(config: Config, method, model, args, tokenizer, train_set, validation_set, packed: bool, callbacks):
-    """A ``PackedTrainer`` on padding-free packed rows, or the plain ``Trainer`` on padded batches; with the
-    method's own optimiser where it has one (the Trainer's AdamW otherwise)."""
-    return (PackedTrainer if packed else Trainer)(
+def batch_layout(config: Config, method, parallel: bool) -> str:
+    """How training batches are laid out: ``packed`` (padding-free rows, ``peftlab.data.packing``), ``padded
+    rows`` (each example of a padded batch alone, cut to its length: methods that cannot be packed) or
+    ``padded`` (whole padded batches: ``train.packing=false``, a method whose loss is the model's own, or
+    data-parallel training, where every rank must run the same number of backward passes and ranks would
+    pack or cut different row counts). The first two train row by row (``peftlab.stages.trainers``)."""
+    if not config.train.packing or parallel:
+        return "padded"
+    if method.trains_packed:
+        return "packed"
+    return "padded" if method.loss_from_model else "padded rows"
+
+
+def _trainer(config: Config, method, model, args, tokenizer, train_set, validation_set, layout: str, callbacks):
+    """The ``Trainer`` (and its loss) for the batch ``layout``; with the method's own optimiser where it has
+    one (the Trainer's AdamW otherwise)."""
+    trainer_class, loss = {"packed": (PackedTrainer, packed_causal_lm_loss),
+                           "padded rows": (PaddedRowsTrainer, kept_logits_loss), "padded": (Trainer, None)}[layout]
+    return trainer_class(
         model=model,
         args=args,
         train_dataset=train_set,
         eval_dataset=validation_set or None,
-        data_collator=(PackedCollator(tokenizer.pad_token_id, config.model.max_length) if packed
+        data_collator=(PackedCollator(tokenizer.pad_token_id, config.model.max_length) if layout == "packed"
                        else CompletionCollator(tokenizer.pad_token_id)),
-        compute_loss_func=packed_causal_lm_loss if packed else None,
+        compute_loss_func=loss,
         callbacks=callbacks,
         optimizers=(method.optimizer(model, args), None),
     )

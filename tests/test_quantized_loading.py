@@ -1,0 +1,51 @@
+"""QLoRA's base is quantised while it is read (peftlab.models.loading): one float32 tensor at a time, never the
+whole model. The quantised weights, and so the losses, must be those of transformers' own loading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from peftlab.config import load_config
+from peftlab.methods import get_training_method
+from peftlab.models.loading import load_model
+
+
+def _quantization(bits: int):
+    config = load_config(None, [f"method.name=qlora-{bits}bit"])
+    return get_training_method(config.method).quantization_config()
+
+
+@pytest.fixture(scope="module")
+def sharded_model_dir(tmp_path_factory):
+    """The tiny model saved in several safetensors shards (as large models are)."""
+    from conftest import build_tiny_llama
+
+    directory = tmp_path_factory.mktemp("tiny-sharded")
+    build_tiny_llama(400, seed=3).save_pretrained(directory, max_shard_size="20KB")
+    assert len(list(directory.glob("*.safetensors"))) > 2
+    return directory
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("directory", ["tiny_model_dir", "sharded_model_dir"])
+def test_reading_and_quantising_gives_transformers_own_quantised_model(request, bits, directory):
+    from transformers import AutoModelForCausalLM
+
+    path = request.getfixturevalue(directory)
+    ours = load_model(str(path), _quantization(bits))
+    theirs = AutoModelForCausalLM.from_pretrained(path, quantization_config=_quantization(bits), dtype=torch.float32)
+    quantised = type(theirs.model.layers[0].mlp.up_proj)
+    assert quantised.__module__.startswith("bitsandbytes") and type(ours.model.layers[0].mlp.up_proj) is quantised
+    ours_state, their_state = ours.state_dict(), theirs.state_dict()
+    assert ours_state.keys() == their_state.keys()
+    for name, tensor in their_state.items():
+        assert torch.equal(ours_state[name], tensor), name
+    for model in (ours, theirs):  # as QLoRA runs them: no bf16 repacking (peftlab.methods.qlora)
+        for module in model.modules():
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
+    ids = torch.tensor([[5, 17, 101, 3, 250, 42]])
+    with torch.no_grad():
+        assert torch.equal(ours(ids, labels=ids).loss, theirs(ids, labels=ids).loss)
+    assert ours.generation_config.eos_token_id == theirs.generation_config.eos_token_id
