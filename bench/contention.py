@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="Runs alone per condition (median).")
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--spin", type=int, nargs="*", default=[],
+                        help="Also measure GOMP_SPINCOUNT=N for each N (to choose peftlab's default).")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--loop", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -95,6 +97,8 @@ def main() -> None:
         while True:
             workload(1)
 
+    for spin in args.spin:
+        CONDITIONS[f"GOMP_SPINCOUNT={spin}"] = {"GOMP_SPINCOUNT": str(spin)}
     load_before = os.getloadavg()
     alone: dict[str, list[float]] = {condition: [] for condition in CONDITIONS}
     for repeat in range(args.repeats):

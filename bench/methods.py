@@ -26,11 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-METHODS = ["full", "lora", "ia3", "prompt-tuning", "prefix-tuning", "qlora-8bit", "qlora-4bit", "qlora-4bit+gc",
+METHODS = ["full", "lora", "ia3", "prompt-tuning", "prefix-tuning", "qlora-8bit", "qlora-4bit", "qlora-4bit+fast",
            "dora", "rslora", "pissa", "olora", "loraplus", "vera", "adalora", "loha", "lokr", "oft"]
-GRADIENT_CHECKPOINTING = "+gc"
-"""Suffix of a variant run with ``train.gradient_checkpointing=true`` (off by default: it recomputes the
-forward pass during backward)."""
+VARIANTS = {"+gc": "train.gradient_checkpointing=true", "+fast": "train.gradient_checkpointing=false"}
+"""Suffixes of a method run with memory-saving training switched on (``+gc``) or off (``+fast``) against its
+default (on for QLoRA, off otherwise)."""
 RESULTS = Path(__file__).parent / "results"
 COLUMNS = [
     ("method", "method", "{}"),
@@ -57,9 +57,10 @@ def child(args) -> None:
     footprint: list[float] = []
     method = args.child
     extra = []
-    if method.endswith(GRADIENT_CHECKPOINTING):
-        method = method[: -len(GRADIENT_CHECKPOINTING)]
-        extra.append("train.gradient_checkpointing=true")
+    for suffix, override in VARIANTS.items():
+        if method.endswith(suffix):
+            method = method[: -len(suffix)]
+            extra.append(override)
 
     class StepTimer(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
@@ -213,9 +214,10 @@ def main() -> None:
         "up to ~600 MB between identical runs (allocator behaviour), so differences smaller than that mean "
         "little. Weights MB = the base model's in-memory footprint, quantised where the method quantises. "
         "s/step is the median optimiser step (forward + backward + update; evaluation and checkpointing "
-        "excluded) over all repeats; tokens/s counts non-padding tokens. `qlora-4bit+gc` is qlora-4bit with "
-        "`train.gradient_checkpointing=true` (off by default). packed: trained on padding-free packed rows "
-        "(else on padded batches).\n\n"
+        "excluded) over all repeats; tokens/s counts non-padding tokens. QLoRA trains in the memory-saving mode by default "
+        "(`train.gradient_checkpointing`: recomputed activations, freed blocks given back at once); a `+fast` "
+        "row is a method with it off, a `+gc` row one with it on. packed: trained on padding-free packed rows "
+        "(else each example of a padded batch alone, or whole padded batches).\n\n"
         + table
         + f"\nLoad average (1/5/15 min) before: {before} / after: {after} "
         "— the machine is shared with other work, so speeds are indicative only.\n"

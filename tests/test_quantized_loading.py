@@ -19,7 +19,7 @@ def _quantization(bits: int):
 @pytest.fixture(scope="module")
 def sharded_model_dir(tmp_path_factory):
     """The tiny model saved in several safetensors shards (as large models are)."""
-    from conftest import build_tiny_llama
+    from tests.conftest import build_tiny_llama
 
     directory = tmp_path_factory.mktemp("tiny-sharded")
     build_tiny_llama(400, seed=3).save_pretrained(directory, max_shard_size="20KB")
@@ -49,3 +49,40 @@ def test_reading_and_quantising_gives_transformers_own_quantised_model(request, 
     with torch.no_grad():
         assert torch.equal(ours(ids, labels=ids).loss, theirs(ids, labels=ids).loss)
     assert ours.generation_config.eos_token_id == theirs.generation_config.eos_token_id
+
+
+@pytest.mark.parametrize(("method", "override", "saving"), [
+    ("qlora-4bit", None, True), ("qlora-8bit", None, True), ("lora", None, False),
+    ("qlora-4bit", "false", False), ("lora", "true", True)])
+def test_qlora_trains_in_the_memory_saving_mode_unless_told_not_to(method, override, saving):
+    from peftlab.stages.train import memory_saving
+
+    extra = [f"train.gradient_checkpointing={override}"] if override else []
+    config = load_config(None, [f"method.name={method}", *extra])
+    assert memory_saving(config, get_training_method(config.method)) is saving
+
+
+def test_freed_blocks_can_be_given_back_on_this_machine():
+    """The allocator half of memory-saving training (glibc's mallopt); CI's machine has glibc."""
+    import platform
+
+    from peftlab.stages.memory import give_back_freed_blocks
+
+    assert give_back_freed_blocks() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_a_memory_saving_qlora_run_records_it_and_loses_as_before(tiny_model_dir, tiny_data_dir, tmp_path):
+    """Recomputing activations changes no loss: the same losses with the mode on and off."""
+    from peftlab.stages.train import train
+
+    def run(name, *extra):
+        config = load_config(None, [
+            f"model.name={tiny_model_dir}", f"data.dir={tiny_data_dir}", f"output_dir={tmp_path / name}",
+            "method.name=qlora-4bit", "train.batch_size=4", "train.max_steps=3", "train.eval_every=1.0",
+            "train.learning_rate=0.01", *extra])
+        return train(config, tmp_path / name)
+
+    saving, fast = run("saving"), run("fast", "train.gradient_checkpointing=false")
+    assert saving["gradient_checkpointing"] is True and fast["gradient_checkpointing"] is False
+    assert saving["train_loss"] == pytest.approx(fast["train_loss"], abs=1e-6)
+    assert saving["best_eval_loss"] == pytest.approx(fast["best_eval_loss"], abs=1e-6)

@@ -187,13 +187,15 @@ class TrainConfig(_Section):
     """Evaluate (and checkpoint) every this fraction of the training run."""
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory (QLoRA's usual companion), slower steps."""
+    gradient_checkpointing: bool | None = None
+    """Memory-saving training: activations recomputed in the backward pass, and freed large blocks given
+    back to the system at once (glibc's malloc otherwise keeps them). Less memory, slower steps. ``None``
+    takes the method's default: on for QLoRA (whose point is memory, as in Dettmers et al.), off otherwise."""
     packing: bool = True
     """Padding-free batches: each batch's examples packed into rows of at most ``model.max_length`` tokens
     (attention kept within each example), trained one row at a time, logits computed only where a token
-    carries loss. Same loss as padded batches, less time and memory. Prompt and prefix tuning always train
-    on padded batches (they prepend virtual tokens)."""
+    carries loss. Same loss as padded batches, less time and memory. Prompt and prefix tuning train each
+    example of a padded batch alone instead (they prepend virtual tokens)."""
     report_to: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)
     """Experiment trackers the Hugging Face ``Trainer`` logs to (install ``peftlab[tensorboard]`` or
     ``peftlab[mlflow]``). The loss history is written to ``loss_history.jsonl`` either way."""

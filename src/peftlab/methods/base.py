@@ -57,6 +57,8 @@ class AdaptationMethod(Method):
     trains_packed: ClassVar[bool] = True
     """Whether it can train on padding-free packed rows (``peftlab.data.packing``); methods that prepend
     virtual tokens cannot, and train on padded batches one example at a time (``peftlab.stages.trainers``)."""
+    gradient_checkpointing: ClassVar[bool] = False
+    """Its default for ``train.gradient_checkpointing`` (memory-saving training)."""
     loss_from_model: ClassVar[bool] = False
     """Whether its training loss must be the model's own (AdaLoRA adds a regulariser to it): it then trains
     on whole padded batches, where the model computes the loss."""

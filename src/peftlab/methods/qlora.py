@@ -10,7 +10,9 @@ CPU notes (bitsandbytes 0.50):
 * In inference mode 8-bit layers quantise activations via float16 and log a notice saying so on every
   call; we drop that one message.
 * The base is quantised while it is read, never whole in float32 (peftlab.models.loading).
-* No gradient checkpointing: it recomputes the forward pass during backward (see docs/methods.md).
+* Memory-saving training by default (``train.gradient_checkpointing``: recomputed activations, freed blocks
+  given back at once): the point of QLoRA is memory, and without it QLoRA's peak on a CPU is close to
+  LoRA's (bench/results/methods-qwen; docs/methods.md).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def _keep_float32_cpu_path(model):
 class _QLoRA(LoRA):
     bits: int
     default_learning_rate = 3e-4
+    gradient_checkpointing = True
 
     def validate(self) -> None:
         """Raises:

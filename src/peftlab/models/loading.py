@@ -209,16 +209,18 @@ def _safetensors_files(path: str) -> list[Path]:
 
 
 def _quantized_while_reading(path: str, kwargs: dict):
-    """A quantised CPU model whose float32 weights are read one tensor at a time (``pread``), each quantised
-    and dropped before the next is read, so the full float32 model is never in memory.
+    """A quantised CPU model whose linear weights are read one tensor at a time (``pread``), each quantised
+    and dropped before the next is read, so the float32 model is never whole in memory; the weights that
+    stay float (embeddings, the output layer, norms) are memory-mapped, as an unquantised load maps them.
 
-    Why not ``from_pretrained(path)``: it memory-maps the checkpoint, and every float32 page that quantising
-    reads then counts in the process's memory until the mapping closes (the whole 2 GB of the 0.5B model,
-    so QLoRA peaked above LoRA, whose untouched pages are never read). The quantised weights are the same
-    either way (tests/test_quantized_loading.py); the weights that stay float (embeddings, norms) get memory
-    of their own, so no mapping outlives loading."""
+    Why not ``from_pretrained(path)``: it maps the whole checkpoint, and every float32 page that quantising
+    reads then counts in the process's memory while the mapping lives (it lives on in the float weights):
+    the whole 2 GB of the 0.5B model, so QLoRA peaked above LoRA, whose pages are read only when used.
+    Reading the float weights too (``pread``) would put a copy of the 545 MB embedding in memory while
+    it loads. The quantised weights are the same either way (tests/test_quantized_loading.py)."""
     from contextlib import ExitStack
 
+    from accelerate import init_empty_weights
     from safetensors import safe_open
     from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, AutoConfig, AutoModelForCausalLM, GenerationConfig
 
@@ -228,11 +230,19 @@ def _quantized_while_reading(path: str, kwargs: dict):
         _own_float_weights(model)
         return model
     model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+    with init_empty_weights():
+        skeleton = model_class(config)
+    output = skeleton.get_output_embeddings()
+    # what bitsandbytes quantises: every linear layer but the output one (transformers keeps it float)
+    quantised = {f"{name}.weight" for name, module in skeleton.named_modules()
+                 if isinstance(module, torch.nn.Linear) and module is not output}
     with ExitStack() as files:
         state = {}
         for file in _safetensors_files(path):
-            opened = files.enter_context(safe_open(str(file), framework="pt", device="cpu", backend="pread"))
-            state.update({key: opened.get_slice(key) for key in opened.keys()})  # read when loaded, not now
+            read = files.enter_context(safe_open(str(file), framework="pt", device="cpu", backend="pread"))
+            mapped = files.enter_context(safe_open(str(file), framework="pt", device="cpu"))
+            # slices: each tensor is read when it is loaded, not now
+            state.update({key: (read if key in quantised else mapped).get_slice(key) for key in read.keys()})
         model = model_class.from_pretrained(None, config=config, state_dict=state,
                                             **{k: v for k, v in kwargs.items() if k != "gguf_file"})
     if (Path(path) / "generation_config.json").is_file():

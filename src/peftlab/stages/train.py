@@ -27,6 +27,7 @@ from peftlab.data.examples import CompletionCollator
 from peftlab.data.packing import PackedCollator, packed_causal_lm_loss
 from peftlab.data.records import write_jsonl
 from peftlab.stages.distributed import world
+from peftlab.stages.memory import give_back_freed_blocks
 from peftlab.stages.trainers import PackedTrainer, PaddedRowsTrainer, kept_logits_loss
 from peftlab.models.devices import resolve_placement
 from peftlab.errors import TrainingInterrupted, UserError
@@ -151,6 +152,9 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
     placement = resolve_placement(config.model)
     if processes.parallel and placement.on_gpu:
         torch.cuda.set_device(processes.local_rank)  # "cuda" is then this process's own GPU
+    saving_memory = memory_saving(config, method)
+    if saving_memory and not placement.on_gpu:
+        give_back_freed_blocks()  # before the model loads: its reads are such blocks too
     model = method.apply(load_model(config.model.name, method.quantization_config(), placement))
     parameters = count_parameters(model)
     layout = batch_layout(config, method, processes.parallel)
@@ -182,6 +186,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         "resumed_from": checkpoint.name if checkpoint else None,
         "packed": packed,
         "batch_layout": layout,
+        "gradient_checkpointing": saving_memory,
         "processes": processes.size,
         **placement.record(),
         **prompt_format.record(),
@@ -230,7 +235,7 @@ def training_arguments(config: Config, run: RunDir, method, placement, packed: b
         learning_rate=config.train.learning_rate or method.default_learning_rate,
         warmup_steps=config.train.warmup_ratio,  # a float < 1 is a ratio of all steps
         weight_decay=config.train.weight_decay,
-        gradient_checkpointing=config.train.gradient_checkpointing,
+        gradient_checkpointing=memory_saving(config, method),
         gradient_checkpointing_kwargs={"use_reentrant": False},  # works with frozen embeddings (PEFT)
         eval_strategy="steps" if evaluates else "no",
         eval_steps=every,
@@ -252,6 +257,14 @@ def training_arguments(config: Config, run: RunDir, method, placement, packed: b
         fp16=placement.on_gpu and placement.dtype == "float16",
         dataloader_pin_memory=placement.on_gpu,
     )
+
+
+def memory_saving(config: Config, method) -> bool:
+    """Whether this run trains in the memory-saving mode (``train.gradient_checkpointing``, else the
+    method's default): activations recomputed in backward, and on a CPU freed large blocks given back at
+    once (``peftlab.stages.memory``)."""
+    chosen = config.train.gradient_checkpointing
+    return method.gradient_checkpointing if chosen is None else chosen
 
 
 def batch_layout(config: Config, method, parallel: bool) -> str:

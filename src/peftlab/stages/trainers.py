@@ -26,9 +26,14 @@ def _label_count(inputs: dict):
     return (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()
 
 
+def _packed_row(inputs: dict, row: int, length: int) -> dict:
+    """Row ``row`` of a packed batch, cut to its ``length`` (its filler left out)."""
+    return {key: value[row:row + 1, :length] if torch.is_tensor(value) else value for key, value in inputs.items()}
+
+
 class PackedTrainer(Trainer):
-    """Trains on packed rows one row at a time within each optimiser step; each row is cut to its own length
-    first (the filler that evens rows out for the collated tensor is never computed in training)."""
+    """Trains and evaluates packed rows one row at a time; each row is cut to its own length first (the
+    filler that evens rows out for the collated tensor is never computed)."""
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         lengths = inputs.pop(ROW_LENGTHS).tolist()
@@ -36,14 +41,19 @@ class PackedTrainer(Trainer):
             num_items_in_batch = _label_count(inputs)
         loss = 0.0
         for row, length in enumerate(lengths):
-            one_row = {key: value[row:row + 1, :length] if torch.is_tensor(value) else value
-                       for key, value in inputs.items()}
-            loss = loss + super().training_step(model, one_row, num_items_in_batch)
+            loss = loss + super().training_step(model, _packed_row(inputs, row, length), num_items_in_batch)
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = {key: value for key, value in inputs.items() if key != ROW_LENGTHS}  # evaluation: whole batch
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if ROW_LENGTHS not in inputs:  # a training row (training_step took the lengths)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        # evaluation: row by row too (each row's kept logits alone), the batch's mean over its labels
+        lengths = inputs[ROW_LENGTHS].tolist()
+        batch = {key: value for key, value in inputs.items() if key != ROW_LENGTHS}
+        labels = _label_count(batch)
+        loss = sum(super(PackedTrainer, self).compute_loss(model, _packed_row(batch, row, length), False, labels)
+                   for row, length in enumerate(lengths))
+        return (loss, {"loss": loss}) if return_outputs else loss  # evaluation keeps no logits (loss only)
 
 
 def _rows(inputs: dict):
