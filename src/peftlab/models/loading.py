@@ -192,8 +192,8 @@ def load_model(name: str, quantization_config=None, placement: Placement = CPU):
         if placement.on_gpu:
             kwargs["device_map"] = {"": placement.device}
     with _loading(name, path):
-        if quantization_config is not None and not placement.on_gpu and _safetensors_files(path):
-            return _quantized_while_reading(path, kwargs)
+        if quantization_config is not None and not placement.on_gpu and (model_class := _readable_class(path)):
+            return _quantized_while_reading(path, model_class, kwargs)
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if quantization_config is not None and not placement.on_gpu:
         _own_float_weights(model)
@@ -208,7 +208,17 @@ def _safetensors_files(path: str) -> list[Path]:
     return sorted(directory.glob("*.safetensors")) if directory.is_dir() else []
 
 
-def _quantized_while_reading(path: str, kwargs: dict):
+def _readable_class(path: str):
+    """The transformers class of a local safetensors model that :func:`_quantized_while_reading` can load,
+    or None (a hub id, ``.bin`` weights, a model class of its own: transformers' own loading then)."""
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, AutoConfig
+
+    if not _safetensors_files(path):
+        return None
+    return MODEL_FOR_CAUSAL_LM_MAPPING.get(type(AutoConfig.from_pretrained(path)), None)
+
+
+def _quantized_while_reading(path: str, model_class, kwargs: dict):
     """A quantised CPU model whose linear weights are read one tensor at a time (``pread``), each quantised
     and dropped before the next is read, so the float32 model is never whole in memory; the weights that
     stay float (embeddings, the output layer, norms) are memory-mapped, as an unquantised load maps them.
@@ -222,14 +232,9 @@ def _quantized_while_reading(path: str, kwargs: dict):
 
     from accelerate import init_empty_weights
     from safetensors import safe_open
-    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, AutoConfig, AutoModelForCausalLM, GenerationConfig
+    from transformers import AutoConfig, GenerationConfig
 
     config = AutoConfig.from_pretrained(path)
-    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:  # a model class of its own (remote code): transformers'
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)  # own loading, and its mapping released
-        _own_float_weights(model)
-        return model
-    model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
     with init_empty_weights():
         skeleton = model_class(config)
     output = skeleton.get_output_embeddings()
@@ -251,8 +256,9 @@ def _quantized_while_reading(path: str, kwargs: dict):
 
 
 def _own_float_weights(model) -> None:
-    """A quantised model loaded from a memory map (a hub id): its float weights (embeddings, norms) still
-    point into the mapping, which keeps every float32 page that quantising read alive; copies release it."""
+    """A quantised model loaded from a memory map (a hub id, a model class of its own): its float weights
+    (embeddings, norms) still point into the mapping, which keeps every float32 page that quantising read
+    alive; copies release it."""
     for parameter in model.parameters():
         if parameter.dtype.is_floating_point:
             parameter.data = parameter.data.clone()

@@ -26,45 +26,52 @@ def _label_count(inputs: dict):
     return (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()
 
 
-def _packed_row(inputs: dict, row: int, length: int) -> dict:
-    """Row ``row`` of a packed batch, cut to its ``length`` (its filler left out)."""
-    return {key: value[row:row + 1, :length] if torch.is_tensor(value) else value for key, value in inputs.items()}
+class _RowByRowTrainer(Trainer):
+    """Splits each batch into rows (``_rows``): trains row by row within the optimiser step, and evaluates
+    row by row too (the batch's mean over its labels; evaluation keeps no logits, only the loss)."""
 
-
-class PackedTrainer(Trainer):
-    """Trains and evaluates packed rows one row at a time; each row is cut to its own length first (the
-    filler that evens rows out for the collated tensor is never computed)."""
+    def _rows(self, inputs: dict):
+        raise NotImplementedError
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        lengths = inputs.pop(ROW_LENGTHS).tolist()
         if num_items_in_batch is None:
             num_items_in_batch = _label_count(inputs)
         loss = 0.0
-        for row, length in enumerate(lengths):
-            loss = loss + super().training_step(model, _packed_row(inputs, row, length), num_items_in_batch)
+        for row in self._rows(inputs):
+            loss = loss + super().training_step(model, row, num_items_in_batch)
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if ROW_LENGTHS not in inputs:  # a training row (training_step took the lengths)
+        if model.training:  # a row, from training_step
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        # evaluation: row by row too (each row's kept logits alone), the batch's mean over its labels
-        lengths = inputs[ROW_LENGTHS].tolist()
+        labels = _label_count(inputs)
+        loss = sum(super(_RowByRowTrainer, self).compute_loss(model, row, False, labels) for row in self._rows(inputs))
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+
+class PackedTrainer(_RowByRowTrainer):
+    """Packed rows, each cut to its own length first (the filler that evens rows out for the collated tensor
+    is never computed)."""
+
+    def _rows(self, inputs: dict):
         batch = {key: value for key, value in inputs.items() if key != ROW_LENGTHS}
-        labels = _label_count(batch)
-        loss = sum(super(PackedTrainer, self).compute_loss(model, _packed_row(batch, row, length), False, labels)
-                   for row, length in enumerate(lengths))
-        return (loss, {"loss": loss}) if return_outputs else loss  # evaluation keeps no logits (loss only)
+        for row, length in enumerate(inputs[ROW_LENGTHS].tolist()):
+            yield {key: value[row:row + 1, :length] if torch.is_tensor(value) else value
+                   for key, value in batch.items()}
 
 
-def _rows(inputs: dict):
+class PaddedRowsTrainer(_RowByRowTrainer):
     """Each example of a right-padded batch (``CompletionCollator``) alone, without its padding, with the
-    number of final positions whose logits are needed: from the one before the first label to the end."""
-    for row, mask in enumerate(inputs["attention_mask"]):
-        length = int(mask.sum())
-        labels = inputs["labels"][row:row + 1, :length]
-        first_label = int((labels[0] != IGNORE_INDEX).nonzero()[0]) if (labels != IGNORE_INDEX).any() else length
-        yield {"input_ids": inputs["input_ids"][row:row + 1, :length], "attention_mask": mask[None, :length],
-               "labels": labels, "logits_to_keep": max(length - first_label + 1, 1)}
+    number of final positions whose logits are needed: from the one before the first label to the end. Use
+    with ``compute_loss_func=kept_logits_loss``."""
+
+    def _rows(self, inputs: dict):
+        for row, mask in enumerate(inputs["attention_mask"]):
+            length = int(mask.sum())
+            labels = inputs["labels"][row:row + 1, :length]
+            first_label = int((labels[0] != IGNORE_INDEX).nonzero()[0]) if (labels != IGNORE_INDEX).any() else length
+            yield {"input_ids": inputs["input_ids"][row:row + 1, :length], "attention_mask": mask[None, :length],
+                   "labels": labels, "logits_to_keep": max(length - first_label + 1, 1)}
 
 
 def kept_logits_loss(outputs, labels, num_items_in_batch=None):
@@ -79,23 +86,3 @@ def kept_logits_loss(outputs, labels, num_items_in_batch=None):
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum",
                            ignore_index=IGNORE_INDEX)
     return loss / (num_items_in_batch if num_items_in_batch is not None else (targets != IGNORE_INDEX).sum())
-
-
-class PaddedRowsTrainer(Trainer):
-    """Trains (and evaluates) a right-padded batch one example at a time, as the module docstring says;
-    use with ``compute_loss_func=kept_logits_loss``."""
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        if num_items_in_batch is None:
-            num_items_in_batch = _label_count(inputs)
-        loss = 0.0
-        for one_row in _rows(inputs):
-            loss = loss + super().training_step(model, one_row, num_items_in_batch)
-        return loss
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if "logits_to_keep" in inputs:  # a training row (from training_step)
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        labels = _label_count(inputs)  # evaluation: the batch's mean over its labels, row by row
-        loss = sum(super(PaddedRowsTrainer, self).compute_loss(model, row, False, labels) for row in _rows(inputs))
-        return (loss, {"loss": loss}) if return_outputs else loss  # evaluation keeps no logits (loss only)
