@@ -7,6 +7,11 @@ means to preserve behaviour never rewrites it. Cells are matched by their labels
 sweep), not by directory hash: the config schema changed, so every hash changed (the default study's old
 and new hashes are mapped in bench/results/refactor-26-identity.md). Keys that measure the run (times,
 memory, throughput) are not compared; keys added since are allowed.
+
+One deliberate change since: issue 30 trains prefix tuning one padded example at a time instead of on whole
+padded batches (the same loss up to float summation order, tests/test_packing.py). Its two losses moved in
+the seventh significant digit (train 5.998567342758179 -> 5.9985668659210205, eval 5.997593879699707 ->
+5.997592926025391), and only those four values, in its two cells, were re-recorded; its predictions did not change.
 """
 
 from __future__ import annotations
