@@ -8,7 +8,7 @@ import pytest
 SOURCE = Path(__file__).parents[1] / "src" / "peftlab"
 
 LAYERS = (
-    ("errors", "config", "cache"),
+    ("errors", "config", "cache", "pyparse"),
     ("data", "execution", "metrics", "runs"),
     ("projects",),
     ("tasks",),

@@ -42,6 +42,8 @@ import warnings
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from peftlab import pyparse
+
 DEFAULT_NGRAM = 5
 DEFAULT_THRESHOLD = 0.7  # one or two token edits in a 50-token body; unrelated real code stays < 0.45
 
@@ -119,7 +121,7 @@ def _canonical_string(text: str) -> str:
         quote = 3 if text[:3] in ('"""', "'''") and len(text) >= 6 else 1
         return repr(text[quote:-quote])
     try:
-        return repr(ast.literal_eval(text))
+        return repr(ast.literal_eval(pyparse.parse(text, mode="eval")))
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return text
 
@@ -143,7 +145,7 @@ def _normalise(code: str) -> list[tuple[str, ...]]:
         # Nesting it in a block makes it parse; positions move consistently for tokens and tree.
         source = "if True:\n" + source
     try:
-        tree = ast.parse(source)
+        tree = pyparse.parse(source)
         units = _units(tree, source)
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (SyntaxError, ValueError, tokenize.TokenError, RecursionError, MemoryError):
@@ -297,7 +299,7 @@ def joined_code(prompt: str | None, solution: str | None) -> str | None:
         return None
     joined = (prompt or "") + solution
     try:
-        ast.parse(joined)
+        pyparse.parse(joined)
         return joined
     except (SyntaxError, ValueError):
         return solution

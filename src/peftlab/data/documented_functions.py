@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from peftlab import pyparse
 from peftlab.errors import UserError
 
 # A fixed, listed set of pure-Python standard-library modules: real, documented code nobody here wrote,
@@ -142,7 +143,7 @@ def parse_source(path: Path) -> tuple[str, ast.Module]:
     except OSError:
         raise SkippedFile("unreadable") from None
     try:
-        return source, ast.parse(source)
+        return source, pyparse.parse(source)
     except (SyntaxError, ValueError):
         raise SkippedFile("syntax error") from None
     except (RecursionError, MemoryError):  # CPython's parser gives up on very deep nesting

@@ -22,6 +22,8 @@ import copy
 import random
 from dataclasses import dataclass
 
+from peftlab import pyparse
+
 OPERATORS = ("arithmetic", "comparison", "boolean", "constant", "negate", "delete")
 
 _ARITHMETIC = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.FloorDiv, ast.FloorDiv: ast.Mult,
@@ -117,7 +119,7 @@ def _apply(function, operator: str, index: int, description: str) -> int:
 def mutants(source: str, function: str, *, limit: int = 20, seed: int = 0) -> list[Mutant]:
     """Single-site mutants of ``function`` in ``source`` (see the module docstring). Raises ValueError if
     ``source`` does not parse or has no such function."""
-    tree = ast.parse(source)
+    tree = pyparse.parse(source)
     target = _find(tree, function)
     if target is None:
         raise ValueError(f"no function {function!r} in the source")

@@ -25,6 +25,7 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from peftlab import pyparse
 from peftlab.execution import runner
 from peftlab.execution.sandbox import Limits, run_runner
 
@@ -49,7 +50,8 @@ class Verdict:
 @functools.lru_cache(maxsize=1024)  # every sample of a problem has the same tests
 def count_cases(tests: str, check_name: str = "check", entry_point: str | None = None) -> int:
     """Number of test cases in ``tests``. Raises ValueError if it has no ``check_name`` function."""
-    return sum(is_case for _, is_case in runner.split_cases(tests, check_name, entry_point))
+    with pyparse.LOCK:  # the runner parses with ast.parse itself, and this runs on the pool's threads
+        return sum(is_case for _, is_case in runner.split_cases(tests, check_name, entry_point))
 
 
 def attested_records(control_output: bytes, nonce: str) -> list[dict]:

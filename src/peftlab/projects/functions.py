@@ -23,6 +23,8 @@ from __future__ import annotations
 import ast
 import textwrap
 
+from peftlab import pyparse
+
 CONTEXT_ITEM_CHARS = 400  # one module-level definition shown in a prompt's context, at most
 
 
@@ -84,7 +86,7 @@ def _context(tree: ast.Module, function: ast.AST, lines: list[str], own: ast.AST
 
 def functions_of(source: str, file: str, module: str) -> list[dict]:
     """Every module-level function and method of a module-level class of ``source`` that can be a record."""
-    tree = ast.parse(source)
+    tree = pyparse.parse(source)
     lines = source.splitlines()
     records = []
     for qualname, node, cls in _definitions(tree):
@@ -155,7 +157,7 @@ def body_of_solution(record: dict, solution: str) -> str:
     text = textwrap.dedent(solution)
     indent = " " * record["body_indent"]
     try:
-        tree = ast.parse(text)
+        tree = pyparse.parse(text)
         function = next(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
     except (SyntaxError, ValueError, StopIteration):
         return textwrap.indent(text, indent) or indent + "pass\n"
@@ -175,7 +177,7 @@ def called_names(test_source: str, node_id: str) -> set[str] | None:
     parts = node_id.split("[", 1)[0].split("::")[1:]
     if not parts:
         return None
-    scope: list[ast.stmt] = ast.parse(test_source).body
+    scope: list[ast.stmt] = pyparse.parse(test_source).body
     found = None
     for index, name in enumerate(parts):
         found = next((n for n in scope if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))

@@ -8,12 +8,12 @@ them are importable source modules and which are test files, where imports resol
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from peftlab import pyparse
 from peftlab.data.documented_functions import is_test_file
 from peftlab.errors import UserError
 
@@ -107,7 +107,7 @@ def read_tree(root: Path) -> ProjectTree:
         if name is None:
             continue
         try:
-            ast.parse(files[rel], filename=rel)
+            pyparse.parse(files[rel], filename=rel)
         except SyntaxError as error:
             raise UserError(f"project {root}: syntax error in {rel}, line {error.lineno}: {error.msg}") from None
         except ValueError as error:  # null bytes

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 
+from peftlab import pyparse
 from peftlab.data.hub import NamedLoader
 
 PYTHON_STATEMENTS = (ast.FunctionDef, ast.ClassDef, ast.Assign, ast.For, ast.If, ast.Import, ast.ImportFrom,
@@ -15,7 +16,7 @@ PYTHON_STATEMENTS = (ast.FunctionDef, ast.ClassDef, ast.Assign, ast.For, ast.If,
 def _is_python_code(code: str) -> bool:
     """Parses as Python and holds a definition or statement, not only a bare expression (a lone word parses)."""
     try:
-        tree = ast.parse(code)
+        tree = pyparse.parse(code)
     except (SyntaxError, ValueError):
         return False
     return any(isinstance(node, PYTHON_STATEMENTS) for node in ast.walk(tree))

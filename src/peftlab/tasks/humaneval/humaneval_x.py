@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 
+from peftlab import pyparse
 from peftlab.data.hub import NamedLoader
 from peftlab.errors import UserError
 
 
 def _last_function(code: str) -> str | None:
     try:
-        tree = ast.parse(code)
+        tree = pyparse.parse(code)
     except SyntaxError:
         return None
     names = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -27,7 +28,7 @@ def _humaneval_x(row: dict, index: int) -> dict:
     entry_point = _last_function(row["prompt"])
     if entry_point is None:
         raise UserError(f"humaneval-x row {row['task_id']}: its prompt does not parse to a function")
-    tree = ast.parse(row["test"])
+    tree = pyparse.parse(row["test"])
     tree.body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
                                                     and getattr(node.value.func, "id", None) == "check")]
     return {"id": row["task_id"], "task_id": row["task_id"], "prompt": row["prompt"],

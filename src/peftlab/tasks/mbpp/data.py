@@ -32,6 +32,7 @@ import os
 import zlib
 from importlib import resources
 
+from peftlab import pyparse
 from peftlab.errors import UserError
 from peftlab.execution import harness
 
@@ -83,7 +84,7 @@ def adapt_tests(tests: str, entry_point: str) -> str:
     The lines of ``check`` are kept verbatim (not re-printed from the AST), so line numbers in failure
     reasons match the text. Raises ValueError if the module is not in that shape.
     """
-    tree = ast.parse(tests)
+    tree = pyparse.parse(tests)
     lines = tests.splitlines()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == "test_check":
@@ -95,7 +96,7 @@ def adapt_tests(tests: str, entry_point: str) -> str:
         # Blank the removed lines rather than cut them, so the rest keeps its line numbers.
         lines[node.lineno - 1:node.end_lineno] = [""] * (node.end_lineno - node.lineno + 1)
     out = "\n".join(lines).rstrip() + "\n"
-    if not any(isinstance(n, ast.FunctionDef) and n.name == "check" for n in ast.parse(out).body):
+    if not any(isinstance(n, ast.FunctionDef) and n.name == "check" for n in pyparse.parse(out).body):
         raise ValueError("the tests define no check(candidate)")
     if harness.count_cases(out, "check", entry_point) < 1:
         raise ValueError("check(candidate) asserts nothing about the candidate")
@@ -104,7 +105,7 @@ def adapt_tests(tests: str, entry_point: str) -> str:
 
 def _entry_point(prompt: str) -> str:
     """The function to complete: MultiPL-E prompts end with its signature and docstring (the last def)."""
-    defs = [n.name for n in ast.parse(prompt).body if isinstance(n, ast.FunctionDef)]
+    defs = [n.name for n in pyparse.parse(prompt).body if isinstance(n, ast.FunctionDef)]
     if not defs:
         raise ValueError("the prompt defines no function")
     return defs[-1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import random
 
+from peftlab import pyparse
 from peftlab.errors import UserError
 from peftlab.execution import harness, passk, sandbox
 from peftlab.execution.scoring import check_samples, sample_counts, summarize
@@ -63,7 +64,7 @@ def _function_ast(program: str, entry_point: str) -> str | None:
 
 def _imports(program: str) -> str:
     try:
-        tree = ast.parse(program)
+        tree = pyparse.parse(program)
     except (SyntaxError, ValueError):
         return ""
     return "".join(ast.unparse(n) + "\n" for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import random
 
+from peftlab import pyparse
 from peftlab.data.records import read_jsonl
 from peftlab.errors import UserError
 from peftlab.tasks import humaneval
@@ -52,7 +53,7 @@ def top_level_function(program: str, entry_point: str) -> ast.FunctionDef | ast.
     """The node of top-level function ``entry_point`` in ``program``, or None (no such function, or the
     program does not parse)."""
     try:
-        tree = ast.parse(program)
+        tree = pyparse.parse(program)
     except (SyntaxError, ValueError):
         return None
     return next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -76,7 +77,7 @@ def humaneval_bugs(per_problem: int = 1, seed: int = 0, workers: int = 2, limit:
     for task_id, problem in problems.items():
         mutants = found[task_id]
         chosen = random.Random(f"{seed}:{task_id}").sample(mutants, min(per_problem, len(mutants)))
-        fixed = ast.unparse(ast.parse(problem["prompt"] + problem["canonical_solution"])) + "\n"
+        fixed = ast.unparse(pyparse.parse(problem["prompt"] + problem["canonical_solution"])) + "\n"
         for index, mutant in enumerate(sorted(chosen, key=mutants.index)):
             bugs.append({"id": f"{task_id}/bug{index}", "buggy": mutant["source"], "fixed": fixed,
                          "tests": problem["test"], "entry_point": problem["entry_point"], "setup": problem["prompt"],

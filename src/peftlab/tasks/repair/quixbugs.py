@@ -28,6 +28,7 @@ import re
 import tarfile
 from importlib import resources
 
+from peftlab import pyparse
 from peftlab.errors import UserError
 
 SOURCE = "pyimprove==0.0.3"
@@ -117,7 +118,7 @@ def to_check(test_source: str, name: str) -> str:
     if name in TOLERANT:
         test_source = re.sub(rf"assert {name}\(\*\[(.+), (.+)\]\) == (.+)$", rf"assert abs({name}(*[\1, \2]) - \3) <= \2",
                              test_source, flags=re.MULTILINE)
-    tree = ast.parse(test_source)
+    tree = pyparse.parse(test_source)
     imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
                and not (isinstance(n, ast.ImportFrom) and (n.module or "").startswith("bugs."))]
     body = []

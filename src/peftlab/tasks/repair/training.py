@@ -19,6 +19,7 @@ import collections
 import textwrap
 import time
 
+from peftlab import pyparse
 from peftlab.data.mutants import mutants
 from peftlab.data.records import read_jsonl, write_json, write_jsonl
 from peftlab.projects.functions import body_of_solution
@@ -40,7 +41,7 @@ def build_training_bugs(project: MinedProject, *, per_function: int = 2, workers
         name = record["qualname"].split(".")[-1]
         text = _function_text(record)
         try:
-            fixed = ast.unparse(ast.parse(text)) + "\n"
+            fixed = ast.unparse(pyparse.parse(text)) + "\n"
             found = mutants(text, name, limit=per_function, seed=0)
         except (SyntaxError, ValueError):
             continue

@@ -17,9 +17,9 @@ Prediction rows: ``{id, candidates}`` (``peftlab generate``) or one row per samp
 
 from __future__ import annotations
 
-import ast
 from statistics import fmean
 
+from peftlab import pyparse
 from peftlab.errors import UserError
 from peftlab.metrics import match_scores
 from peftlab.metrics.specs import best_and_mean
@@ -55,7 +55,7 @@ def drop_unfinished_tail(test: str) -> tuple[str, int]:
     for dropped in range(0, min(MAX_TRIMMED_LINES, len(lines) - 1) + 1):
         text = "\n".join(lines[:len(lines) - dropped]) + "\n"
         try:
-            ast.parse(text)
+            pyparse.parse(text)
             return text, dropped
         except (SyntaxError, ValueError):
             continue

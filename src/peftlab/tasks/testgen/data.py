@@ -19,6 +19,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+from peftlab import pyparse
 from peftlab.data.mutants import mutants
 from peftlab.execution import harness
 from peftlab.projects.functions import prompt_context
@@ -143,7 +144,7 @@ def _find_test(files: dict[str, bytes], node_id: str):
     if path not in files or not parts:
         return None
     source = files[path].decode("utf-8")
-    tree = ast.parse(source)
+    tree = pyparse.parse(source)
     scope, cls, found = tree.body, None, None
     for index, name in enumerate(parts):
         found = next((n for n in scope if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))

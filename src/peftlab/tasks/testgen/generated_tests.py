@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 
+from peftlab import pyparse
 from peftlab.execution.harness import attested_records
 from peftlab.execution.sandbox import Limits, run
 
@@ -56,13 +57,13 @@ def _sources() -> tuple[str, str]:
 
 
 def _function(source: str, entry_point: str):
-    tree = ast.parse(source)
+    tree = pyparse.parse(source)
     return next((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
                  and n.name == entry_point), None), tree
 
 
 def _top_level_functions(source: str) -> list[str]:
-    return [n.name for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return [n.name for n in pyparse.parse(source).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
 def focal_coverage(report: dict | None, source: str, entry_point: str) -> tuple[float, float, int, int]:
@@ -86,7 +87,7 @@ def has_assertion(test: str) -> bool:
     """Whether the test checks anything: an ``assert``, a ``self.assert*``/``pytest.raises``-style call or
     ``with`` block, or a raise of its own."""
     try:
-        tree = ast.parse(test)
+        tree = pyparse.parse(test)
     except (SyntaxError, ValueError):
         return False
     for node in ast.walk(tree):
@@ -143,7 +144,7 @@ def score_tests(items: list[tuple[FocalProblem, str]], *, timeout: float = 5.0, 
         valid = []
         for _, test in items:
             try:
-                ast.parse(test)
+                pyparse.parse(test)
                 valid.append(True)
             except (SyntaxError, ValueError):
                 valid.append(False)
