@@ -7,8 +7,10 @@ fresh process, because OpenMP reads its environment once, when torch is imported
 
 Conditions: libgomp's default waiting policy (one thread per CPU; waiting threads spin ~300,000 times
 before they sleep), peftlab's default (what ``import peftlab`` sets when the user set neither
-``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT``: :data:`peftlab.DEFAULT_SPINCOUNT`), a shorter spin
-(``GOMP_SPINCOUNT=1000``) and ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads sleep at once). The competitor
+``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT``: :data:`peftlab.IDLE_WAITING` when nothing else is runnable,
+:data:`peftlab.SHARED_WAITING` when something is; the table says which it chose), the idle-CPU spin count
+fixed (``GOMP_SPINCOUNT=10000``, peftlab's default before it read the load) and ``OMP_WAIT_POLICY=PASSIVE``
+(waiting threads sleep at once). The competitor
 always runs with libgomp's default. Each condition runs alone ``--repeats`` times, rounds interleaved across
 the conditions (so that drifting load favours none), and once beside the competitor; the report gives the
 median alone time, its ratio to libgomp's default, and the slowdown beside the competitor.
@@ -33,10 +35,10 @@ CONDITIONS = {
     # also tells peftlab that the user chose, so peftlab leaves the spin count alone.
     "libgomp default (spin)": {"OMP_WAIT_POLICY": ""},
     "peftlab default": {},  # neither variable set (removed from the environment below)
-    "GOMP_SPINCOUNT=1000": {"GOMP_SPINCOUNT": "1000"},
+    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
 }
-_OURS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+_OURS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "PEFTLAB_WAITING_CHOSEN")
 
 
 def workload(rounds: int) -> float:
@@ -76,8 +78,8 @@ def _measure(condition: str, rounds: int, competitor: bool) -> dict:
         if rival is not None:
             rival.kill()
             rival.wait()
-    seconds = float(result.stdout.strip().splitlines()[-1])
-    return {"condition": condition, "competitor": competitor, "seconds": seconds}
+    chosen, seconds = result.stdout.strip().splitlines()[-2:]
+    return {"condition": condition, "competitor": competitor, "seconds": float(seconds), "chosen": chosen}
 
 
 def main() -> None:
@@ -87,34 +89,60 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--spin", type=int, nargs="*", default=[],
                         help="Also measure GOMP_SPINCOUNT=N for each N (to choose peftlab's default).")
+    parser.add_argument("--env", nargs="*", default=[], metavar="VAR=VALUE[,VAR=VALUE]",
+                        help="Also measure a condition with these environment variables (e.g. PEFTLAB_THREADS=1).")
+    parser.add_argument("--only", nargs="*", help="Measure only these conditions (names as in the table).")
+    parser.add_argument("--shared-repeats", type=int, default=3, help="Runs beside the competitor (median).")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--loop", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(workload(args.rounds))
+        seconds = workload(args.rounds)
+        import peftlab
+
+        applied = [f"{name}={os.environ[name]}" for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")
+                   if os.environ.get(name)]
+        probed = peftlab.OTHERS_RUNNING_AT_START
+        print(" ".join(applied or ["libgomp defaults"]) + ("" if probed is None else f" (saw {probed} running)"))
+        print(seconds)
         return
     if args.loop:
         while True:
             workload(1)
 
+    for condition in set(CONDITIONS) - set(args.only or CONDITIONS) - {"libgomp default (spin)"}:
+        del CONDITIONS[condition]  # libgomp's default stays: it is the baseline
     for spin in args.spin:
         CONDITIONS[f"GOMP_SPINCOUNT={spin}"] = {"GOMP_SPINCOUNT": str(spin)}
+    for setting in args.env:
+        CONDITIONS[setting] = dict(pair.split("=", 1) for pair in setting.split(","))
     load_before = os.getloadavg()
     alone: dict[str, list[float]] = {condition: [] for condition in CONDITIONS}
+    chosen_alone: dict[str, list[str]] = {condition: [] for condition in CONDITIONS}
     for repeat in range(args.repeats):
         order = list(CONDITIONS) if repeat % 2 == 0 else list(reversed(CONDITIONS))
         for condition in order:
-            alone[condition].append(_measure(condition, args.rounds, competitor=False)["seconds"])
-            print(f"{condition}: alone {alone[condition][-1]:.1f} s", flush=True)
+            run = _measure(condition, args.rounds, competitor=False)
+            alone[condition].append(run["seconds"])
+            chosen_alone[condition].append(run["chosen"])
+            print(f"{condition}: alone {run['seconds']:.1f} s, {run['chosen']}", flush=True)
     baseline = statistics.median(alone["libgomp default (spin)"])
+    # Beside the competitor too, rounds are interleaved across the conditions (a fresh competitor each run).
+    beside: dict[str, list[dict]] = {condition: [] for condition in CONDITIONS}
+    for repeat in range(args.shared_repeats):
+        for condition in list(CONDITIONS) if repeat % 2 == 0 else list(reversed(CONDITIONS)):
+            beside[condition].append(_measure(condition, args.rounds, competitor=True))
+            print(f"{condition}: beside {beside[condition][-1]['seconds']:.1f} s, {beside[condition][-1]['chosen']}",
+                  flush=True)
     rows = []
-    for condition in CONDITIONS:
-        shared = _measure(condition, args.rounds, competitor=True)["seconds"]
+    for condition, runs in beside.items():
+        shared = statistics.median(run["seconds"] for run in runs)
         median = statistics.median(alone[condition])
         rows.append({"condition": condition, "alone_s": median, "alone_runs_s": alone[condition],
-                     "alone_vs_libgomp_default": median / baseline, "shared_s": shared,
-                     "slowdown": shared / median})
-        print(f"{condition}: shared {shared:.1f} s ({rows[-1]['slowdown']:.2f}x)", flush=True)
+                     "alone_chosen": chosen_alone[condition], "alone_vs_libgomp_default": median / baseline,
+                     "shared_s": shared, "shared_runs_s": [run["seconds"] for run in runs],
+                     "shared_chosen": sorted({run["chosen"] for run in runs}), "slowdown": shared / median,
+                     "shared_vs_libgomp_default_alone": shared / baseline})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"rounds": args.rounds, "repeats": args.repeats, "cpus": os.cpu_count(),
@@ -125,11 +153,15 @@ def main() -> None:
              f"`python bench/contention.py` — {args.rounds} rounds of SmolLM2-135M forward+backward (2 x 320 "
              f"tokens) and greedy generation (4 prompts, 24 tokens); the competitor is the same workload in a "
              f"loop in another process with default threading. {os.cpu_count()} CPUs. Alone: median of "
-             f"{args.repeats} runs, interleaved; beside the competitor: one run.", "",
-             "| our setting | alone s (median) | alone vs libgomp default | beside the competitor s | slowdown |",
-             "|---|---:|---:|---:|---:|"]
+             f"{args.repeats} runs, interleaved; beside the competitor: median of {args.shared_repeats} runs, "
+             f"interleaved. "
+             f"Slowdown = beside / alone, each condition against its own alone time.", "",
+             "| our setting | alone s (median) | alone vs libgomp default | beside the competitor s | slowdown "
+             "| beside vs libgomp default alone | applied alone / beside |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     lines += [f"| {r['condition']} | {r['alone_s']:.1f} | {r['alone_vs_libgomp_default']:.3f} | {r['shared_s']:.1f} "
-              f"| {r['slowdown']:.2f}x |" for r in rows]
+              f"| {r['slowdown']:.2f}x | {r['shared_vs_libgomp_default_alone']:.2f}x "
+              f"| {'; '.join(sorted(set(r['alone_chosen'])))} / {'; '.join(r['shared_chosen'])} |" for r in rows]
     table = "\n".join(lines) + "\n"
     (out / "contention.md").write_text(table)
     print(table)

@@ -59,6 +59,11 @@ class AdaptationMethod(Method):
     virtual tokens cannot, and train on padded batches one example at a time (``peftlab.stages.trainers``)."""
     gradient_checkpointing: ClassVar[bool] = False
     """Its default for ``train.gradient_checkpointing`` (memory-saving training)."""
+    reentrant_checkpointing: ClassVar[bool] = False
+    """Whether memory-saving training recomputes layers with torch's reentrant checkpointing: the first
+    forward builds no autograd graph at all, so nothing a layer keeps on its graph node outlives the layer.
+    It needs inputs that require grad, so such a method's :meth:`apply` enables that. The default,
+    non-reentrant form keeps the graph and only drops the tensors saved with ``save_for_backward``."""
     loss_from_model: ClassVar[bool] = False
     """Whether its training loss must be the model's own (AdaLoRA adds a regulariser to it): it then trains
     on whole padded batches, where the model computes the loss."""

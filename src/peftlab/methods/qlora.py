@@ -87,6 +87,8 @@ class _QLoRA(LoRA):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(_keep_float32_cpu_path(model), use_gradient_checkpointing=False)
+        if self.reentrant_checkpointing:
+            model.enable_input_require_grads()  # reentrant checkpoints pass gradients only through such inputs
         return super().apply(model)
 
     def load(self, base_model, directory: Path):
@@ -108,4 +110,8 @@ class QLoRA4bit(_QLoRA):
 class QLoRA8bit(_QLoRA):
     name = "qlora-8bit"
     bits = 8
+    # bitsandbytes' 8-bit training matmul keeps each layer's input on its autograd node as a plain attribute
+    # (ctx.A), which non-reentrant checkpointing cannot drop; under reentrant checkpointing the first forward
+    # builds no node, so the inputs are freed layer by layer.
+    reentrant_checkpointing = True
     source = "LLM.int8() base weights; LoRA r/alpha and lr 3e-4 as for LoRA (Weyssow et al. 2023)"

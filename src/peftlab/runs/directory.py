@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import peftlab
 from peftlab.config import ADDED_DEFAULTS, LEGACY_DEFAULTS, Config, dump_config
 from peftlab.data.records import write_json
 from peftlab.errors import UserError
@@ -46,12 +47,14 @@ def package_versions() -> dict[str, str | None]:
 
 
 def cpu_threads() -> dict:
-    """The CPU threading the run used: torch's compute threads (None when torch was not imported) and the
-    OpenMP settings the process started with (peftlab's default spin count unless the user set their own)."""
+    """The CPU threading the run used: torch's compute threads (None when torch was not imported), the
+    OpenMP settings the process started with (peftlab's waiting setting unless the user set their own) and
+    the other runnable threads peftlab saw when it chose it."""
     torch = sys.modules.get("torch")
     return {"torch": torch.get_num_threads() if torch is not None else None,
             **{name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS",
-                                                        "PEFTLAB_THREADS")}}
+                                                        "PEFTLAB_THREADS")},
+            "others_running_at_start": peftlab.OTHERS_RUNNING_AT_START}
 
 
 def run_info(config: Config, command: str, started: float) -> dict:

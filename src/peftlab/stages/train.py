@@ -236,7 +236,8 @@ def training_arguments(config: Config, run: RunDir, method, placement, packed: b
         warmup_steps=config.train.warmup_ratio,  # a float < 1 is a ratio of all steps
         weight_decay=config.train.weight_decay,
         gradient_checkpointing=memory_saving(config, method),
-        gradient_checkpointing_kwargs={"use_reentrant": False},  # works with frozen embeddings (PEFT)
+        # non-reentrant works with frozen embeddings; a method that needs the reentrant form says so
+        gradient_checkpointing_kwargs={"use_reentrant": method.reentrant_checkpointing},
         eval_strategy="steps" if evaluates else "no",
         eval_steps=every,
         save_strategy="steps",

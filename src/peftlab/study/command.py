@@ -17,6 +17,7 @@ from peftlab.methods import METHODS
 from peftlab.metrics.specs import describe
 from peftlab.runs.directory import directory_lock, ensure_writable_dir, read_metrics
 from peftlab.report.declared import STUDY_FILE
+from peftlab.study.memory import estimate_memory, observed_peaks
 from peftlab.study.plan import estimate_seconds, finished_costs, plan_hypotheses
 from peftlab.study.spec import Cell, expand, load_study, shard_cells
 from peftlab.study.runner import cell_state, run_study
@@ -130,7 +131,8 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
                   console: Console | None = None, shard: tuple[int, int] | None = None) -> int:
     """``peftlab study --plan`` (or ``--dry-run``): every cell's title, hash and status, whether a run would
     run it, the time left (:func:`peftlab.study.plan.estimate_seconds`: from this study's finished cells,
-    "unknown" when none is alike), and each declared hypothesis's power. Reads the study's files only: no
+    "unknown" when none is alike), the peak memory its training needs (:mod:`peftlab.study.memory`), and
+    each declared hypothesis's power. Reads the study's files only: no
     lock, no data, nothing written.
 
     Raises:
@@ -145,9 +147,10 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
         except (OSError, ValueError):
             states[cell.key] = {"status": "unreadable"}
     finished = finished_costs(cells, states)
+    peaks = observed_peaks(cells, states)
     part = f", shard {shard[0]}/{shard[1]}" if shard else ""
     table = Table(title=f"study '{spec.name}' in {spec.output_dir} (plan{part})")
-    for column in ("cell", "title", "status", "next run", "estimate"):
+    for column in ("cell", "title", "status", "next run", "estimate", "training memory"):
         table.add_column(column, justify="right" if column == "estimate" else "left")
     left, to_run, unknown = 0.0, 0, []
     for cell in cells:
@@ -162,7 +165,8 @@ def dry_run_study(study_file: Path | None, preset: str, output_dir: str | None, 
             else:
                 left += estimate
         shown = "-" if not runs else "unknown" if estimate is None else _duration(estimate)
-        table.add_row(cell.key, cell.title, status, "runs" if runs else "skipped", shown)
+        table.add_row(cell.key, cell.title, status, "runs" if runs else "skipped", shown,
+                      estimate_memory(cell, peaks).text())
     console.print(table)
     counts = Counter(state.get("status", "left") for state in states.values())
     summary = f"{len(cells)} cells: {counts['done']} done, {counts['failed']} failed, {to_run} to run; time left: "
