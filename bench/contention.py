@@ -98,11 +98,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         seconds = workload(args.rounds)
-        import peftlab
+        from peftlab.runs.directory import cpu_threads  # what a run records, so the table names the same
 
-        applied = [f"{name}={os.environ[name]}" for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")
-                   if os.environ.get(name)]
-        probed = peftlab.OTHERS_RUNNING_AT_START
+        threads = cpu_threads()
+        applied = [f"{name}={threads[name]}" for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")
+                   if threads[name]]
+        probed = threads["others_running_at_start"]
         print(" ".join(applied or ["libgomp defaults"]) + ("" if probed is None else f" (saw {probed} running)"))
         print(seconds)
         return

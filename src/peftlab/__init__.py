@@ -12,10 +12,11 @@ ours (bench/results/contention.md)."""
 
 SHARED_WAITING = {"OMP_WAIT_POLICY": "PASSIVE"}
 """OpenMP waiting when other work is runnable as peftlab starts: waiting threads sleep at once. Spinning
-while another busy process shares the CPU makes both wait on each other (about 10x slower beside one
-competitor with libgomp's default, 2.7x with 10,000 spins, 1.9x passive); alone, passive waiting costs
-~20%, which is why it is not used when the CPU is idle. ``GOMP_SPINCOUNT=0`` was measured too and was
-slower beside the competitor than ``PASSIVE`` (2.3x)."""
+while another busy process shares the CPU makes both wait on each other (beside one competitor, against
+libgomp's default alone: 10.4x with libgomp's default, 2.8x with 10,000 spins, 2.2x passive); alone,
+passive waiting costs ~20-35%, which is why it is not used when the CPU is idle. ``GOMP_SPINCOUNT=0`` was
+measured too and was slower beside the competitor than ``PASSIVE`` in two exploratory runs
+(bench/results/contention.md, notes)."""
 
 _WAITING_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 

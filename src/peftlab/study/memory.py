@@ -13,6 +13,7 @@ A cell's figure comes from, in order:
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ def reference_from_bench(paths: list[Path]) -> dict:
     return table
 
 
+@functools.lru_cache(maxsize=1)  # read once per plan, not once per cell
 def _reference() -> dict:
     return json.loads(REFERENCE.read_text(encoding="utf-8")) if REFERENCE.is_file() else {}
 
