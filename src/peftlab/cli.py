@@ -14,6 +14,7 @@ import typer
 from peftlab.api import config as api_config
 from peftlab.config import Config
 from peftlab.errors import TrainingInterrupted, UserError
+from peftlab.runs.disk import full_disk_line, out_of_space
 
 # The registries are cheap to import (no torch, no transformers): the help texts list their names, and a
 # config is checked against them before any command imports ``peftlab.stages.pipeline``, which loads torch.
@@ -305,6 +306,12 @@ def main() -> None:
     except TrainingInterrupted as stopped:
         typer.secho(str(stopped), fg="yellow", err=True)
         sys.exit(130)
+    except Exception as error:  # a full disk outside the stages' own checks (a study's records, a report)
+        if not out_of_space(error):
+            raise
+        where = Path(getattr(error, "filename", None) or Path.cwd())
+        typer.secho(f"error: {full_disk_line(where, f'writing {where}')}", fg="red", err=True)
+        sys.exit(2)
 
 
 

@@ -3,8 +3,9 @@ so any number in a table can be traced to the run that made it.
 
 :class:`RunDir` owns the file names. A stage (train, generate, evaluate) is *done* only when its record
 ``stages/<stage>.json`` exists: it is written last, after the stage's outputs, and holds the config the
-stage ran with, its metrics and the files it wrote. Whatever a killed or failing command left behind
-without that record is redone, never taken as finished. ``config.yaml``, ``<stage>.run.json`` and
+stage ran with, its metrics and the files it wrote, with their sizes. Whatever a killed or failing command
+left behind without that record is redone, never taken as finished; so is a finished stage whose files were
+later deleted or cut short (:meth:`RunDir.output_problem`). ``config.yaml``, ``<stage>.run.json`` and
 ``metrics.json`` are written only when a stage finishes, so a command that fails never rewrites them.
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 import peftlab
 from peftlab.config import ADDED_DEFAULTS, LEGACY_DEFAULTS, Config, dump_config
 from peftlab.data.records import write_json
-from peftlab.errors import UserError
+from peftlab.errors import UserError, first_line, unreadable_weights_errors
 
 TRACKED_PACKAGES = (
     "peftlab", "torch", "transformers", "peft", "accelerate", "bitsandbytes", "codebleu", "tree-sitter",
@@ -246,9 +247,35 @@ class RunDir:
         write_json(self.path / self.METRICS, merged)
         write_json(self._record_path(stage), {
             "stage": stage, "config": config.model_dump(mode="json"), "metrics": metrics, "outputs": outputs,
-            "run": info,
+            "output_files": self._sizes(outputs), "run": info,
         })
         return merged
+
+    def _sizes(self, outputs: list[str]) -> dict[str, int]:
+        files = []
+        for name in outputs:
+            target = self.path / name
+            files += sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+        return {file.relative_to(self.path).as_posix(): file.stat().st_size for file in files if file.is_file()}
+
+    def output_problem(self, stage: str) -> str | None:
+        """What is wrong with a finished stage's files (deleted, or not the size they were written with),
+        or None; a trained adapter must also parse. Records from before sizes were kept have no sizes to check."""
+        record = self.stage_record(stage) or {}
+        for name, size in (record.get("output_files") or {}).items():
+            path = self.path / name
+            if not path.is_file():
+                return f"{path} is missing"
+            if path.stat().st_size != size:
+                return f"{path} has {path.stat().st_size:,} bytes, not the {size:,} written"
+        if stage == "train":  # what generation loads must also parse
+            if not self.adapter.is_dir():
+                return f"{self.adapter} is missing"
+            try:
+                check_readable(self.adapter)
+            except unreadable_weights_errors() as error:
+                return f"the adapter in {self.adapter} is unreadable ({first_line(error)})"
+        return None
 
     def invalidate(self, stage: str) -> None:
         """Forget a finished stage: its record, the files it wrote, and its keys in ``metrics.json``."""
@@ -278,6 +305,22 @@ def training_run(config: Config, run_dir: Path) -> RunDir | None:
         return RunDir(run_dir)
     owner = RunDir(Path(config.model.adapter).parent)
     return owner if owner.is_done("train") else None
+
+
+def check_readable(adapter: Path) -> None:
+    """Parse every JSON file and every safetensors header of a trained adapter (cheap: no tensor is read).
+
+    Raises:
+        what :func:`peftlab.errors.unreadable_weights_errors` lists, for a damaged file.
+    """
+    from safetensors import safe_open
+
+    for path in sorted(adapter.iterdir()):
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as handle:
+                handle.keys()
 
 
 def read_metrics(run_dir: Path) -> dict:

@@ -23,7 +23,8 @@ from peftlab.methods import get_method, get_training_method
 from peftlab.models.loading import load_model, load_model_config, load_tokenizer
 from peftlab.prompting.format import resolve_prompt_format
 from peftlab.prompting import prompt_token_budget
-from peftlab.runs.directory import RunDir, config_differences, training_run
+from peftlab.runs.directory import RunDir, check_readable, config_differences, training_run
+from peftlab.runs.disk import disk_full_is_a_user_error
 from peftlab.tasks import get_task, get_training_task
 from peftlab.interop.samples import read_samples
 from peftlab.stages.overlap import training_overlap
@@ -59,7 +60,7 @@ def load_model_with_adapter(config: Config, run_dir: Path):
     if not adapter.is_dir():
         raise UserError(f"no trained adapter in {adapter}; run `peftlab train` with the same output_dir first")
     with _unreadable_is_a_user_error(adapter):
-        _check_readable(adapter)  # before the base model loads: a damaged adapter fails fast
+        check_readable(adapter)  # before the base model loads: a damaged adapter fails fast
     quantization = method.quantization_config()
     base = None if method.replaces_base_model else load_model(config.model.name, quantization, placement)
     with _unreadable_is_a_user_error(adapter):
@@ -77,18 +78,6 @@ def _unreadable_is_a_user_error(adapter: Path):
         raise UserError(
             f"the trained adapter in {adapter} is unreadable ({first_line(error)}); re-run `peftlab train`"
         ) from None
-
-
-def _check_readable(adapter: Path) -> None:
-    """Parse every JSON file and every safetensors header of a trained adapter (cheap: no tensor is read)."""
-    from safetensors import safe_open
-
-    for path in sorted(adapter.iterdir()):
-        if path.suffix == ".json":
-            json.loads(path.read_text(encoding="utf-8"))
-        elif path.suffix == ".safetensors":
-            with safe_open(str(path), framework="pt") as handle:
-                handle.keys()
 
 
 def adapter_dir(config: Config, run_dir: Path) -> Path:
@@ -109,7 +98,7 @@ def _check_given_adapter(config: Config) -> dict:
     if not settings.is_file():
         raise UserError(f"model.adapter={adapter} is not a PEFT adapter directory (no adapter_config.json)")
     with _unreadable_is_a_user_error(adapter):
-        _check_readable(adapter)
+        check_readable(adapter)
         peft_type = json.loads(settings.read_text(encoding="utf-8")).get("peft_type")
     expected = method.peft_type
     if expected and peft_type != expected:
@@ -247,25 +236,26 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
     if announce:
         announce(f"{config.method.name}: {stage}")
     started = time.time()
-    if stage == "train":
-        metrics = train(config, run.path)
-    elif stage == "generate":
-        borrowed = {}
-        if trains(config) and config.model.adapter:
-            borrowed = _check_given_adapter(config)
-        elif trains(config):
-            _check_adapter_matches(config, run)
-        metrics = {**borrowed, **generate(config, run.path)}
-    else:
-        metrics = evaluate(config, run.path, **options)
-        # only for predictions this run generated: they saw its training data (an adapter, demonstrations)
-        generated_here = options.get("predictions") is None and run.is_done("generate")
-        card = training_overlap(config) if generated_here else None
-        if card is not None:  # the run's own training data against what it is scored on
-            write_json(run / RunDir.DATA_CARD, card)
-            metrics.update(overlap_exact=card["exact"], overlap_near=card["near"],
-                           overlap_checked=card["test_items"] > 0)
-    return run.finish(stage, config, metrics, _outputs(stage, config, run), started)
+    with disk_full_is_a_user_error(run.path, f"writing the {stage} stage's output"):
+        if stage == "train":
+            metrics = train(config, run.path)
+        elif stage == "generate":
+            borrowed = {}
+            if trains(config) and config.model.adapter:
+                borrowed = _check_given_adapter(config)
+            elif trains(config):
+                _check_adapter_matches(config, run)
+            metrics = {**borrowed, **generate(config, run.path)}
+        else:
+            metrics = evaluate(config, run.path, **options)
+            # only for predictions this run generated: they saw its training data (an adapter, demonstrations)
+            generated_here = options.get("predictions") is None and run.is_done("generate")
+            card = training_overlap(config) if generated_here else None
+            if card is not None:  # the run's own training data against what it is scored on
+                write_json(run / RunDir.DATA_CARD, card)
+                metrics.update(overlap_exact=card["exact"], overlap_near=card["near"],
+                               overlap_checked=card["test_items"] > 0)
+        return run.finish(stage, config, metrics, _outputs(stage, config, run), started)
 
 
 def _helper_process(stage: str) -> bool:
@@ -309,6 +299,11 @@ def run_stages(config: Config, announce=print) -> dict:
         for stage in ("train", "generate", "evaluate"):
             if stage == "train" and (not trains(config) or config.model.adapter):
                 continue
+            problem = run.output_problem(stage) if run.is_done(stage) else None
+            if problem:  # a stage is done only while what it wrote is still there, whole
+                announce(f"{config.method.name}: {stage} is done again: {problem}")
+                run.invalidate(stage)
             if not run.is_done(stage):
                 run_stage(config, stage, announce)
         return run.read_metrics()
+

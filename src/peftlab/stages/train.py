@@ -9,12 +9,10 @@ scheduler, RNG and data position) and best-model tracking; docs/decisions.md say
 
 from __future__ import annotations
 
-import errno
 import resource
 import signal
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -35,6 +33,7 @@ from peftlab.methods import count_parameters, get_training_method
 from peftlab.models.loading import load_model, load_tokenizer
 from peftlab.prompting.format import resolve_prompt_format
 from peftlab.runs.directory import RunDir
+from peftlab.runs.disk import disk_full_is_a_user_error
 from peftlab.tasks import get_training_task
 
 
@@ -78,30 +77,6 @@ def training_fingerprint(config: Config) -> dict:
     dumped["data"].pop("test_size", None)  # what is generated from later does not change training
     dumped["train"].pop("report_to", None)  # nor does where the losses are also logged
     return dumped
-
-
-def _out_of_space(error: BaseException | None) -> bool:
-    """A save failed for lack of disk (torch reports it as a RuntimeError without an errno)."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "No space left on device" in str(error) or "file write failed" in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
-@contextmanager
-def _disk_full_is_a_user_error(where: Path):
-    try:
-        yield
-    except (OSError, RuntimeError) as error:
-        if not _out_of_space(error):
-            raise
-        raise UserError(
-            f"no space left on the device while saving to {where}; free some space and re-run "
-            "to resume from the last complete checkpoint"
-        ) from None
 
 
 TRACKERS = {"tensorboard": is_tensorboard_available, "mlflow": is_mlflow_available}
@@ -168,7 +143,8 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
 
     if not processes.main:
         return {}  # the main process saves the adapter and reports
-    with _disk_full_is_a_user_error(run.adapter), atomic_directory(run.adapter) as partial:
+    with disk_full_is_a_user_error(run.adapter, "saving the trained adapter"), \
+            atomic_directory(run.adapter) as partial:
         method.save(trainer.model, partial)
     write_jsonl(run / RunDir.LOSS_HISTORY, loss_history(trainer.state.log_history))
     eval_losses = [entry["eval_loss"] for entry in trainer.state.log_history if "eval_loss" in entry]
@@ -312,7 +288,7 @@ def _run_trainer(trainer, checkpoint: Path | None, stop: StopOnRequest):
     previous_handler = signal.signal(signal.SIGINT, stop.request)
     started = time.perf_counter()
     try:
-        with _disk_full_is_a_user_error(Path(trainer.args.output_dir)):
+        with disk_full_is_a_user_error(Path(trainer.args.output_dir), "saving a checkpoint"):
             result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         signal.signal(signal.SIGINT, previous_handler)

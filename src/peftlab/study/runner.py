@@ -25,6 +25,7 @@ from rich.console import Console
 
 from peftlab.config import dump_config
 from peftlab.data.records import write_json
+from peftlab.runs.directory import RunDir
 from peftlab.study.spec import Cell, StudySpec
 
 CELL_FILE = "cell.json"
@@ -101,6 +102,7 @@ def run_study(spec: StudySpec, cells: list[Cell], retry_failed: bool = False, co
         cell for cell in cells
         if states[cell.key] not in ("done", "failed") or (states[cell.key] == "failed" and retry_failed)
     ]
+    todo = _with_damaged_lenders(cells, todo, states, console)
     skipped = len(cells) - len(todo)
     console.print(
         f"study '{spec.name}': {len(cells)} cells, {Counter(states.values())['done']} done, "
@@ -122,6 +124,24 @@ def run_study(spec: StudySpec, cells: list[Cell], retry_failed: bool = False, co
         states[cell.key] = state["status"]
         _report(console, cell, state)
     return Counter(states.values())
+
+
+def _with_damaged_lenders(cells: list[Cell], todo: list[Cell], states: dict, console: Console) -> list[Cell]:
+    """``todo`` plus each finished cell whose adapter a cell in ``todo`` borrows but which no longer verifies
+    (deleted or damaged since): it runs again first, and its ``peftlab run`` retrains it
+    (:meth:`RunDir.output_problem`). The study's order is kept, lenders before borrowers."""
+    by_key = {cell.key: cell for cell in cells}
+    keys = {cell.key for cell in todo}
+    for cell in todo:
+        lender = by_key.get(cell.labels.get("adapter_from", ""))
+        if lender is None or lender.key in keys or states[lender.key] != "done":
+            continue
+        problem = RunDir(lender.config.output_dir).output_problem("train")
+        if problem:
+            console.print(f"{lender.title}: {problem}; it runs again before the cells that use its adapter")
+            states[lender.key] = "left"
+            keys.add(lender.key)
+    return [cell for cell in cells if cell.key in keys]
 
 
 def _run_parallel(spec: StudySpec, todo: list[Cell], states: dict, devices: list[str], console: Console) -> None:
