@@ -259,6 +259,10 @@ def study(
         None, "--shard", help="Run only shard i/n of the cells (e.g. $SLURM_ARRAY_TASK_ID/4 in a job array); "
         "an adapter and the cells that reuse it stay in one shard.", show_default=False,
     ),
+    executor: Optional[str] = typer.Option(
+        None, "--executor", help="Where the cells run: local, ray (a Ray cluster) or slurm (a job array through "
+        "submitit). Default: the study file's executor.kind, else local.", show_default=False,
+    ),
     report: bool = typer.Option(True, help="Write the report when the matrix is complete."),
     dry_run: bool = typer.Option(
         False, "--dry-run",
@@ -279,7 +283,8 @@ def study(
         raise typer.Exit(dry_run_study(study_file, preset, output_dir, retry_failed, shard=part))
     from peftlab.study.command import parse_devices, run_study_command
 
-    code = run_study_command(study_file, preset, output_dir, retry_failed, report, parse_devices(devices), part)
+    code = run_study_command(study_file, preset, output_dir, retry_failed, report, parse_devices(devices), part,
+                             executor)
     raise typer.Exit(code)
 
 

@@ -120,14 +120,14 @@ def ensure_writable_dir(path: Path, what: str = "output directory") -> Path:
 
 
 @contextmanager
-def directory_lock(path: Path, what: str = "run directory"):
+def directory_lock(path: Path, what: str = "run directory", name: str = LOCK_FILE):
     """Hold an exclusive lock on ``path`` for the duration; a second process gets a one-line error naming
     the holder's pid. ``flock`` locks vanish with their process, so a killed run never leaves a stale lock.
 
     Raises:
         UserError: another process holds the lock.
     """
-    handle = open(Path(path) / LOCK_FILE, "a+", encoding="utf-8")
+    handle = open(Path(path) / name, "a+", encoding="utf-8")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -20,6 +20,7 @@ from peftlab.report.declared import STUDY_FILE
 from peftlab.study.memory import estimate_memory, observed_peaks
 from peftlab.study.plan import estimate_seconds, finished_costs, plan_hypotheses
 from peftlab.study.spec import Cell, expand, load_study, shard_cells
+from peftlab.study.executors import run_elsewhere
 from peftlab.study.runner import cell_state, run_study
 
 def _prepare_task_data(cells: list[Cell], console: Console) -> None:
@@ -215,14 +216,17 @@ def parse_devices(text: str | None) -> list[str] | None:
 
 
 def run_study_command(study_file: Path | None, preset: str, output_dir: str | None, retry_failed: bool, report: bool,
-                      devices: list[str] | None = None, shard: tuple[int, int] | None = None) -> int:
+                      devices: list[str] | None = None, shard: tuple[int, int] | None = None,
+                      executor: str | None = None) -> int:
     """Returns the exit code: 0 when every cell (of the shard) is done, 1 when some failed or are unfinished.
 
     Raises:
-        UserError: the study is malformed (before anything runs).
+        UserError: the study is malformed, or the executor does not go with ``devices``/``shard`` (before
+            anything runs).
     """
     console = _console()
     spec, cells = load_cells(study_file, preset, output_dir, shard)
+    _choose_executor(spec, executor, devices, shard)
     study_dir = ensure_writable_dir(Path(spec.output_dir), "study output directory")
     # shards of one study run at once on a shared file system: each holds its own lock (and each cell's run
     # directory has its own), so two runs of the same shard still exclude each other
@@ -231,6 +235,17 @@ def run_study_command(study_file: Path | None, preset: str, output_dir: str | No
     with directory_lock(lock_dir, "study shard" if shard else "study directory"):
         record_study(spec, study_dir)
         return _run_locked(spec, cells, retry_failed, report, console, devices, shard)
+
+
+def _choose_executor(spec, executor: str | None, devices: list[str] | None, shard) -> None:
+    if executor is not None:
+        if executor not in ("local", "ray", "slurm"):
+            raise UserError(f"--executor takes local, ray or slurm, not '{executor}'")
+        spec.executor.kind = executor
+    if spec.executor.kind != "local" and (devices or shard):
+        option = "--devices" if devices else "--shard"
+        raise UserError(f"{option} is for the local executor; with {spec.executor.kind} each training group is "
+                        f"its own task, with the resources set under executor.{spec.executor.kind} in the study file")
 
 
 def record_study(spec, study_dir: Path) -> None:
@@ -256,7 +271,10 @@ def _run_locked(spec, cells: list[Cell], retry_failed: bool, report: bool, conso
                 shard: tuple[int, int] | None = None) -> int:
     print_power(spec, cells, console)
     _prepare_task_data(cells, console)
-    counts = run_study(spec, cells, retry_failed, console, devices)
+    if spec.executor.kind == "local":
+        counts = run_study(spec, cells, retry_failed, console, devices)
+    else:
+        counts = run_elsewhere(spec, cells, retry_failed, console)
     console.print(results_table(cells))
     if shard:  # the report needs every shard's cells: a last unsharded run (it skips done cells) builds it
         console.print(f"shard {shard[0]}/{shard[1]}: {counts['done']} of {len(cells)} cells done; when every shard "

@@ -13,22 +13,31 @@ cell's adapter starts only once that cell is finished.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
 
 from peftlab.config import dump_config
 from peftlab.data.records import write_json
-from peftlab.runs.directory import RunDir
+from peftlab.errors import UserError
+from peftlab.runs.directory import RunDir, directory_lock
 from peftlab.study.spec import Cell, StudySpec
 
 CELL_FILE = "cell.json"
+CELL_LOCK = ".peftlab-cell.lock"
+"""Held while a runner runs the cell: two runners (two executors, a retried job) never run one cell at once."""
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None) if sys.platform == "linux" else None  # loaded here: the child only calls it
 
 
 def cell_state(cell_dir: Path) -> dict:
@@ -50,14 +59,25 @@ def _tail(path: Path, lines: int = 1) -> str:
 
 def run_cell(cell: Cell, spec: StudySpec, device: str | None = None) -> dict:
     """Run one cell in a child process (on GPU ``device`` alone, when given); its output goes to
-    ``<cell>/log.txt``. Returns its new state."""
+    ``<cell>/log.txt``. Returns its new state, or ``{"status": "busy"}`` (state untouched) when another
+    process, perhaps on another machine of a cluster, is running the cell now."""
     cell_dir = Path(cell.config.output_dir)
     cell_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as held:
+        try:
+            held.enter_context(directory_lock(cell_dir, "study cell", CELL_LOCK))
+        except UserError:  # the cell runs elsewhere, and that runner records its state
+            return {"status": "busy"}
+        return _run_cell_locked(cell, spec, cell_dir, device)
+
+
+def _run_cell_locked(cell: Cell, spec: StudySpec, cell_dir: Path, device: str | None) -> dict:
     (cell_dir / "config.yaml").write_text(dump_config(cell.config))
     previous = cell_state(cell_dir)
     earlier = previous.get("wall_time_s", 0.0) if previous.get("status") != "failed" else 0.0
     attempt = {"device": device} if device is not None else {}
     attempt["started_at"] = time.time()  # when this attempt started and (below) ended: the schedule, for reading
+    attempt.update(host=socket.gethostname(), pid=os.getpid())  # which runner: on a cluster, where its log is
     _write_state(cell, spec, status="running", wall_time_s=earlier, **attempt)
     started = time.perf_counter()
     command = [sys.executable, "-m", "peftlab.cli", "run", "-c", str(cell_dir / "config.yaml")]
@@ -65,7 +85,7 @@ def run_cell(cell: Cell, spec: StudySpec, device: str | None = None) -> dict:
     with (cell_dir / "log.txt").open("a") as log:
         try:
             code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env=env).returncode
+                                  env=env, preexec_fn=_die_with_parent).returncode
         except KeyboardInterrupt:
             code = 130
     wall = earlier + time.perf_counter() - started
@@ -83,7 +103,50 @@ def run_cell(cell: Cell, spec: StudySpec, device: str | None = None) -> dict:
     return state
 
 
-def _report(console: Console, cell: Cell, state: dict) -> None:
+def record_lost(cell: Cell, spec: StudySpec, why: str) -> dict:
+    """A cell whose runner died without an answer (a Ray worker or Slurm job gone): recorded ``failed`` with
+    ``why`` unless it finished, or another runner holds it now. Returns its state."""
+    cell_dir = Path(cell.config.output_dir)
+    with ExitStack() as held:
+        try:
+            held.enter_context(directory_lock(cell_dir, "study cell", CELL_LOCK))
+        except UserError:
+            return {"status": "busy"}
+        state = cell_state(cell_dir)
+        if state.get("status") == "done":
+            return state
+        state = {"status": "failed", "wall_time_s": state.get("wall_time_s", 0.0), "error": why}
+        _write_state(cell, spec, **state)
+        return state
+
+
+def _die_with_parent() -> None:
+    """In the cell's child, before it starts: the kernel kills it when the runner dies. A runner killed on
+    a cluster (a Ray worker, a Slurm job) must not leave its cell running on, holding the run directory's
+    lock against the retry."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def needs_running(state: dict, retry_failed: bool) -> bool:
+    """Whether a cell in ``state`` runs: not done, and failed only when retrying failed cells."""
+    return state.get("status") not in ("done", "failed") or (state["status"] == "failed" and retry_failed)
+
+
+def run_group(spec: StudySpec, group: list[Cell], retry_failed: bool = False) -> list[dict]:
+    """The cells of one training group, owner first, where this is called (a Ray task, a Slurm job): each
+    cell that still needs running (its ``cell.json`` read here, now) is run; returns each cell's state."""
+    states = []
+    for cell in group:
+        state = cell_state(Path(cell.config.output_dir))
+        states.append(run_cell(cell, spec) if needs_running(state, retry_failed) else state)
+    return states
+
+
+def report_state(console: Console, cell: Cell, state: dict) -> None:
+    if state["status"] == "busy":
+        console.print(f"  [yellow]skipped[/]: another runner holds it now  [dim]{cell.config.output_dir}[/]")
+        return
     colour = "green" if state["status"] == "done" else "red"
     where = f" on GPU {state['device']}" if "device" in state else ""
     message = f"  [{colour}]{state['status']}[/]{where} in {state['wall_time_s']:.0f} s  [dim]{cell.config.output_dir}[/]"
@@ -98,10 +161,7 @@ def run_study(spec: StudySpec, cells: list[Cell], retry_failed: bool = False, co
     final count of cells per status."""
     console = console or Console()
     states = {cell.key: cell_state(Path(cell.config.output_dir)).get("status", "left") for cell in cells}
-    todo = [
-        cell for cell in cells
-        if states[cell.key] not in ("done", "failed") or (states[cell.key] == "failed" and retry_failed)
-    ]
+    todo = [cell for cell in cells if needs_running({"status": states[cell.key]}, retry_failed)]
     todo = _with_damaged_lenders(cells, todo, states, console)
     skipped = len(cells) - len(todo)
     console.print(
@@ -122,7 +182,7 @@ def run_study(spec: StudySpec, cells: list[Cell], retry_failed: bool = False, co
         )
         state = run_cell(cell, spec, devices[0] if devices else None)
         states[cell.key] = state["status"]
-        _report(console, cell, state)
+        report_state(console, cell, state)
     return Counter(states.values())
 
 
@@ -174,4 +234,4 @@ def _run_parallel(spec: StudySpec, todo: list[Cell], states: dict, devices: list
                 _, cell = running.pop(future)
                 state = future.result()  # an interrupted cell raises KeyboardInterrupt here
                 states[cell.key] = state["status"]
-                _report(console, cell, state)
+                report_state(console, cell, state)

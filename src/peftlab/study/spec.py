@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -55,6 +55,40 @@ class Sweep(_Strict):
     """Methods the sweep applies to (default: every method of the study)."""
 
 
+class RaySettings(_Strict):
+    address: str | None = None
+    """None: a Ray instance on this machine, started for the study; ``auto`` or ``ray://host:10001``: a cluster."""
+    num_cpus: float = Field(1, gt=0)
+    num_gpus: float = Field(0, ge=0)
+    memory_gb: float | None = Field(None, gt=0)
+    max_retries: int = Field(2, ge=0)
+    """Times Ray reruns a group whose worker died (the rerun resumes the cell where it stopped)."""
+
+
+class SlurmSettings(_Strict):
+    partition: str | None = None
+    account: str | None = None
+    time_min: int = Field(240, gt=0)
+    """Per job: one training group (a training cell and the cells that borrow its adapter)."""
+    cpus_per_task: int = Field(4, gt=0)
+    gpus_per_node: int = Field(0, ge=0)
+    mem_gb: float | None = Field(None, gt=0)
+    array_parallelism: int = Field(16, gt=0)
+    """At most this many jobs of the array run at once (``--array=0-N%P``)."""
+    additional: dict[str, Any] = Field(default_factory=dict)
+    """Further ``#SBATCH`` options, e.g. ``{constraint: a100, qos: high}``."""
+    wait: bool = True
+    """Wait for the jobs and write the report; false: submit and return (a later ``peftlab study`` collects)."""
+    cluster: Literal["slurm", "local", "debug"] = "slurm"
+    """submitit's backend: ``local`` and ``debug`` run the jobs on this machine (for trying a study file)."""
+
+
+class ExecutorSettings(_Strict):
+    kind: Literal["local", "ray", "slurm"] = "local"
+    ray: RaySettings = Field(default_factory=RaySettings)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+
+
 class StudySpec(_Strict):
     name: str = "study"
     output_dir: str = "runs/study"
@@ -67,6 +101,8 @@ class StudySpec(_Strict):
     sweeps: list[Sweep] = Field(default_factory=list)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
     """Confirmatory questions the report answers with a verdict (docs/study.md, "Hypotheses")."""
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    """Where the cells run: here, on a Ray cluster or as a Slurm job array (docs/study.md, "Executors")."""
 
     @field_validator("methods", "tasks", mode="before")
     @classmethod
@@ -262,7 +298,15 @@ def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
     groups (a cell that trains an adapter together with the cells that borrow it) dealt round-robin in
     expansion order. The deal depends only on the study, so every shard computes the same partition
     without talking to the others, and no shard ever waits for an adapter another shard trains."""
+    return [cell for number, group in enumerate(training_groups(cells)) if number % count == index - 1
+            for cell in group]
+
+
+def training_groups(cells: list[Cell]) -> list[list[Cell]]:
+    """The cells in training groups, in expansion order: a cell that trains an adapter, then the cells that
+    borrow it (each other cell alone). A group runs in one place, owner first, so no cell waits on another
+    place for an adapter."""
     groups: dict[str, list[Cell]] = {}
     for cell in cells:
         groups.setdefault(cell.labels.get("adapter_from") or cell.key, []).append(cell)
-    return [cell for number, group in enumerate(groups.values()) if number % count == index - 1 for cell in group]
+    return list(groups.values())
