@@ -119,6 +119,11 @@ def export(
         help="--merge: fold LoRA/(IA)3/QLoRA into float32 base weights and write a plain transformers model "
         "(prompt/prefix tuning cannot be merged). --adapter-only: copy the PEFT adapter.",
     ),
+    fmt: str = typer.Option(
+        "transformers", "--format", help="transformers: a model directory (or the PEFT adapter). gguf: model.gguf "
+        "(merged) for llama.cpp/Ollama, and for LoRA adapter.gguf plus the base.gguf it applies to.",
+    ),
+    gguf_type: str = typer.Option("f16", "--gguf-type", help="GGUF matrices in f16 or f32 (norms stay f32)."),
     dequantized: bool = typer.Option(
         False,
         "--dequantized",
@@ -131,7 +136,7 @@ def export(
     See docs/methods.md ("Export")."""
     from peftlab.stages.export import export_run
 
-    info = export_run(run_dir, output_dir, merge, dequantized)
+    info = export_run(run_dir, output_dir, merge, dequantized, fmt, gguf_type)
     typer.echo(f"exported {info['method']} ({info['format']}, {info['size_mb']} MB) to {output_dir}")
 
 

@@ -87,14 +87,22 @@ def merged_model(config, adapter: Path, dequantized: bool = False):
     return PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().eval()
 
 
-def export_run(run_dir: Path, output_dir: Path, merge: bool = True, dequantized: bool = False) -> dict:
+def export_run(run_dir: Path, output_dir: Path, merge: bool = True, dequantized: bool = False,
+               fmt: str = "transformers", gguf_type: str = "f16") -> dict:
     """Write the trained model of ``run_dir`` to ``output_dir``; return a summary of what was written.
+
+    ``fmt="gguf"`` writes ``model.gguf`` (the merged model) and, for LoRA, ``adapter.gguf`` (llama.cpp's
+    LoRA format) with ``base.gguf`` (the base it applies to), matrices in ``gguf_type`` (f16 or f32).
 
     Raises:
         UserError: ``run_dir`` has no config or trained adapter, ``output_dir`` is not empty or lies inside
-            the run, ``merge`` was asked for a method that cannot be merged, or ``dequantized`` for a method
-            that is not quantised or without ``merge``.
+            the run, ``merge`` was asked for a method that cannot be merged, ``dequantized`` for a method
+            that is not quantised or without ``merge``, or GGUF for a model llama.cpp's names do not cover.
     """
+    if fmt not in ("transformers", "gguf") or gguf_type not in ("f16", "f32"):
+        raise UserError(f"--format takes transformers or gguf and --gguf-type f16 or f32, not {fmt}/{gguf_type}")
+    if fmt == "gguf" and not merge:
+        raise UserError("--format gguf writes the merged model (and, for LoRA, the adapter too); drop --adapter-only")
     run_dir, output_dir = Path(run_dir), Path(output_dir)
     if not (run_dir / "config.yaml").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.yaml); pass the -o of `peftlab train`")
@@ -108,13 +116,17 @@ def export_run(run_dir: Path, output_dir: Path, merge: bool = True, dequantized:
     method = get_training_method(config.method)
     tokenizer = load_tokenizer(config.model.name)
 
-    if merge:
+    if fmt == "gguf":
+        output_dir.mkdir(parents=True, exist_ok=True)
+        written = _write_gguf(config, method, adapter, tokenizer, output_dir, dequantized, gguf_type == "f16")
+    elif merge:
         model = merged_model(config, adapter, dequantized)
         output_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(output_dir)
     else:
         shutil.copytree(adapter, output_dir, dirs_exist_ok=True)
-    tokenizer.save_pretrained(output_dir)
+    if fmt != "gguf":
+        tokenizer.save_pretrained(output_dir)
 
     info = {
         "run_dir": str(run_dir.resolve()),
@@ -122,8 +134,25 @@ def export_run(run_dir: Path, output_dir: Path, merge: bool = True, dequantized:
         "base_model": config.model.name,
         "merged": merge,
         "merged_into": ("dequantized weights" if dequantized else "float32 weights") if merge else None,
-        "format": "transformers model" if merge or method.replaces_base_model else "peft adapter",
+        "format": ("gguf: " + ", ".join(written) if fmt == "gguf"
+                   else "transformers model" if merge or method.replaces_base_model else "peft adapter"),
         "size_mb": round(sum(f.stat().st_size for f in output_dir.rglob("*") if f.is_file()) / 2**20, 2),
     }
     (output_dir / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+def _write_gguf(config, method, adapter: Path, tokenizer, output_dir: Path, dequantized: bool, half: bool) -> list[str]:
+    """``model.gguf`` (merged); for a LoRA adapter also ``adapter.gguf`` and the ``base.gguf`` it applies to."""
+    from peftlab.stages.gguf_export import plain_lora, write_lora, write_model
+
+    name = f"{Path(config.model.name).name}-{method.name}"
+    model = merged_model(config, adapter, dequantized)
+    write_model(model, tokenizer, output_dir / "model.gguf", name, half)
+    written = ["model.gguf"]
+    if not method.replaces_base_model and plain_lora(adapter):  # rsLoRA/DoRA: llama.cpp has no field for them
+        write_lora(adapter, model.config, output_dir / "adapter.gguf", name)
+        write_model(load_model(config.model.name), tokenizer, output_dir / "base.gguf", Path(config.model.name).name,
+                    half)
+        written += ["adapter.gguf", "base.gguf"]
+    return written
