@@ -293,6 +293,28 @@ def study(
     raise typer.Exit(code)
 
 
+@app.command("run-many")
+def run_many(
+    run_dirs: list[Path] = typer.Argument(..., help="Trained run directories of one base model.", show_default=False),
+):
+    """Finish several trained runs of one base model: generation loads the base once and switches adapters
+    (PEFT multi-adapter; the same predictions as one load per run), then each run is evaluated."""
+    from peftlab.config import load_config
+    from peftlab.stages.pipeline import run_stages
+    from peftlab.stages.shared_base import generate_with_one_base
+
+    configs = []
+    for run_dir in run_dirs:
+        if not (run_dir / "config.yaml").is_file():
+            raise UserError(f"{run_dir} is not a run directory (no config.yaml); pass the -o of `peftlab train`")
+        configs.append(load_config(run_dir / "config.yaml"))
+    generate_with_one_base(configs, announce=lambda stage: typer.echo(f"== {stage}"))
+    for config in configs:
+        metrics = run_stages(config, announce=lambda stage: typer.echo(f"== {stage}"))
+        typer.echo(f"{config.output_dir}: " + ", ".join(f"{key} {value:.3f}" for key, value in metrics.items()
+                                                        if key in ("pass@1", "em@1", "codebleu", "plausible@1")))
+
+
 @app.command()
 def report(
     runs_dir: Path = typer.Argument(..., help="A study directory, or a directory holding run directories."),

@@ -130,9 +130,10 @@ def _check_adapter_matches(config: Config, run: RunDir) -> None:
             )
 
 
-def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
+def generate(config: Config, run_dir: Path, progress: bool = True, model=None) -> dict:
     """Generate ``generation.k`` candidates for each test problem; return timing metrics and the prompt
-    format used (``prompt_format``, ``prompt_template_sha256``).
+    format used (``prompt_format``, ``prompt_template_sha256``). ``model``: the model with this run's adapter
+    already active (:mod:`peftlab.stages.shared_base`), instead of loading it here.
 
     Raises:
         UserError: as the stages it calls, or the run's adapter was trained with another prompt format.
@@ -147,7 +148,7 @@ def generate(config: Config, run_dir: Path, progress: bool = True) -> dict:
         _check_trained_format(trained_by, prompt_format.name)
     prompts, prompt_stats = _prompts(config, task, problems, tokenizer, prompt_format,  # before the model: fail fast
                                      shot_task)
-    model = load_for_generation(config, run_dir)
+    model = model if model is not None else load_for_generation(config, run_dir)
     started = time.perf_counter()
     generation = config.generation.model_copy(update={"stop": prompt_format.stop()})
     resume = ResumeFile.in_run(config, run_dir)
@@ -240,12 +241,7 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
         if stage == "train":
             metrics = train(config, run.path)
         elif stage == "generate":
-            borrowed = {}
-            if trains(config) and config.model.adapter:
-                borrowed = _check_given_adapter(config)
-            elif trains(config):
-                _check_adapter_matches(config, run)
-            metrics = {**borrowed, **generate(config, run.path)}
+            metrics = {**check_generation_adapter(config, run), **generate(config, run.path, model=options.get("model"))}
         else:
             metrics = evaluate(config, run.path, **options)
             # only for predictions this run generated: they saw its training data (an adapter, demonstrations)
@@ -256,6 +252,16 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
                 metrics.update(overlap_exact=card["exact"], overlap_near=card["near"],
                                overlap_checked=card["test_items"] > 0)
         return run.finish(stage, config, metrics, _outputs(stage, config, run), started)
+
+
+def check_generation_adapter(config: Config, run: RunDir) -> dict:
+    """Before generating: the adapter generation uses was trained for this model, method and format.
+    Returns what the report needs of a borrowed adapter (``model.adapter``), else nothing."""
+    if trains(config) and config.model.adapter:
+        return _check_given_adapter(config)
+    if trains(config):
+        _check_adapter_matches(config, run)
+    return {}
 
 
 def _helper_process(stage: str) -> bool:
