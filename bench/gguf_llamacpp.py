@@ -89,9 +89,10 @@ def main() -> None:
                 generated.append(token)
             answers[name].append(generated)
         del llm
-    reference = answers["peftlab (transformers, merged)"]
+    # transformers keeps the end token (and pads after it); llama.cpp's loop above stops before it
     reference = [ids[: next((i for i, t in enumerate(ids) if t == tokenizer.eos_token_id), len(ids))]
-                 for ids in reference]
+                 for ids in answers["peftlab (transformers, merged)"]]
+    answers["peftlab (transformers, merged)"] = reference
     rows = []
     for name, got in answers.items():
         identical = sum(a == b for a, b in zip(got, reference))
