@@ -1,6 +1,7 @@
 """What loading the base model once saves when several adapters are evaluated (issue 29).
 
-Trains ``--adapters`` LoRA adapters of one base model (a rank sweep, a few steps each: enough to differ), then
+Trains ``--adapters`` LoRA adapters of one base model (a rank sweep, 2 steps each on the default study's mined
+functions: enough to differ), then
 generates and evaluates each two ways, every one a fresh process as a study runs them:
 
 * one load per run: ``peftlab run -c <run>/config.yaml`` for each run (training done; generate + evaluate);
@@ -49,15 +50,21 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--data-dir", type=Path, help="A mined codegen dataset to train on (default: mined here).")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="shared-base-"))
+    data = args.data_dir or work / "data"
+    if not args.data_dir:
+        _peftlab("data", "mine-codegen", "--out", str(data))
     runs = [work / f"r{rank}" for rank in (4, 8, 16, 32, 64)[: args.adapters]]
     for run, rank in zip(runs, (4, 8, 16, 32, 64)):
+        # the default study's training (its mined stdlib functions), a few steps: enough for adapters to differ
         _peftlab("train", "--task", "mbpp", "--method", "lora", "--model", args.model, "-o", str(run),
-                 f"method.r={rank}", "train.max_steps=2", "train.batch_size=2", "train.eval_every=1.0",
-                 f"data.test_size={args.problems}", f"generation.max_new_tokens={args.tokens}")
+                 f"method.r={rank}", "data.train_task=codegen", f"data.dir={data}", "data.train_size=16",
+                 "data.validation_size=8", "model.max_length=256", "train.max_steps=2", "train.batch_size=4",
+                 "train.eval_every=1.0", f"data.test_size={args.problems}", f"generation.max_new_tokens={args.tokens}")
     times = {"one load per run": [], "one base (run-many)": []}
     predictions = {}
     for _ in range(args.repeats):

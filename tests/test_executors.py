@@ -49,18 +49,23 @@ def _results(cells) -> list:
     return found
 
 
-def test_ray_gives_the_local_runner_s_results(tiny_model_dir, tiny_data_dir, tmp_path):
-    local = StudySpec.model_validate(_study(tmp_path, tiny_model_dir, tiny_data_dir, "here"))
+@pytest.fixture(scope="module")
+def local_results(tiny_model_dir, tiny_data_dir, tmp_path_factory):
+    """The matrix run by the local runner, once for the executors to match."""
+    local = StudySpec.model_validate(_study(tmp_path_factory.mktemp("local"), tiny_model_dir, tiny_data_dir, "here"))
     local_cells = expand(local)
     assert run_study(local, local_cells, console=Console(width=200))["done"] == 4
+    return _results(local_cells)
 
+
+def test_ray_gives_the_local_runner_s_results(local_results, tiny_model_dir, tiny_data_dir, tmp_path):
     spec = StudySpec.model_validate(_study(tmp_path, tiny_model_dir, tiny_data_dir, "ray", {"kind": "ray"}))
     cells = expand(spec)
     console = Console(width=200, record=True)
     counts = run_elsewhere(spec, cells, retry_failed=False, console=console)
     assert counts["done"] == 4, console.export_text()
     assert "4 cells, 0 done, 4 in 3 training groups to run on ray" in console.export_text()
-    assert _results(cells) == _results(local_cells)
+    assert _results(cells) == local_results
     # a re-run finds nothing to do and starts no Ray instance for it
     console = Console(width=200, record=True)
     assert run_elsewhere(spec, cells, retry_failed=False, console=console)["done"] == 4
@@ -104,18 +109,15 @@ def test_a_ray_worker_killed_mid_cell_is_retried_or_reported(retries, tiny_model
         assert "its Ray worker died" in console.export_text()  # reported, and --retry-failed resumes it
 
 
-def test_slurm_through_submitit_s_local_executor_gives_the_local_runner_s_results(tiny_model_dir, tiny_data_dir,
-                                                                                  tmp_path):
-    local = StudySpec.model_validate(_study(tmp_path, tiny_model_dir, tiny_data_dir, "here"))
-    local_cells = expand(local)
-    run_study(local, local_cells, console=Console(width=200))
+def test_slurm_through_submitit_s_local_executor_gives_the_local_runner_s_results(local_results, tiny_model_dir,
+                                                                                  tiny_data_dir, tmp_path):
     spec = StudySpec.model_validate(_study(tmp_path, tiny_model_dir, tiny_data_dir, "slurm",
                                            {"kind": "slurm", "slurm": {"cluster": "local", "time_min": 20}}))
     cells = expand(spec)
     console = Console(width=200, record=True)
     assert run_elsewhere(spec, cells, retry_failed=False, console=console)["done"] == 4, console.export_text()
     assert "submitted 3 jobs" in console.export_text()
-    assert _results(cells) == _results(local_cells)
+    assert _results(cells) == local_results
 
 
 def _fake_slurm(bin_dir: Path, record: Path) -> None:

@@ -57,10 +57,12 @@ def train(
     overrides: Optional[list[str]] = OverridesArgument,
     model: Optional[str] = ModelOption,
     method: Optional[str] = TrainMethodOption,
+    task: Optional[str] = TaskOption,
     output_dir: Optional[str] = OutputOption,
 ):
     """Fine-tune the model with the configured method; resumes from the last complete checkpoint if interrupted."""
-    config = _config(config_file, overrides, check_method="training", model=model, method=method, output_dir=output_dir)
+    config = _config(config_file, overrides, check_method="training", model=model, method=method, task=task,
+                     output_dir=output_dir)
     from peftlab.stages.pipeline import run_command
 
     metrics = run_command(config, "train")
