@@ -5,6 +5,7 @@ import json
 import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from peftlab.errors import UserError
 from peftlab.runs.directory import RunDir
 from peftlab.runs.disk import disk_full_is_a_user_error, full_disk_line, out_of_space
 from peftlab.stages.pipeline import run_stages
-from peftlab.study.runner import run_study
+from peftlab.study.runner import run_group, run_study
 from peftlab.study.spec import StudySpec, expand
 
 
@@ -96,7 +97,8 @@ def _adapter_tensors(run_dir):
     from safetensors.torch import load_file
 
     # copies: load_file maps the file, and a test that cuts the file short would read the cut pages
-    return {name: tensor.clone() for name, tensor in load_file(run_dir / "adapter" / "adapter_model.safetensors").items()}
+    tensors = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    return {name: tensor.clone() for name, tensor in tensors.items()}
 
 
 def test_a_disk_filling_up_during_a_run_is_one_line_and_a_rerun_loses_nothing(
@@ -166,7 +168,8 @@ def test_a_finished_stage_whose_output_no_longer_verifies_is_done_again(damage, 
     assert again["em@1"] == first["em@1"] and again["codebleu"] == first["codebleu"]
 
 
-def test_a_study_reruns_a_finished_lender_whose_adapter_was_deleted(tiny_model_dir, tiny_data_dir, tmp_path):
+@pytest.mark.parametrize("runner", ["local", "group"])  # group: what a Ray task or Slurm job runs
+def test_a_study_reruns_a_finished_lender_whose_adapter_was_deleted(runner, tiny_model_dir, tiny_data_dir, tmp_path):
     spec = StudySpec.model_validate({
         "name": "lend", "output_dir": str(tmp_path / "study"), "models": [str(tiny_model_dir)],
         # the same training data, scored on test sets of different size: the second cell borrows the adapter
@@ -181,10 +184,17 @@ def test_a_study_reruns_a_finished_lender_whose_adapter_was_deleted(tiny_model_d
     assert borrower.labels["adapter_from"] == lender.key
     assert run_study(spec, [lender], console=Console(width=200))["done"] == 1  # the study stopped here
     adapter = RunDir(lender.config.output_dir).adapter
+    first_run = json.loads((Path(lender.config.output_dir) / "cell.json").read_text())["started_at"]
     for file in adapter.iterdir():
         file.unlink()
     adapter.rmdir()
 
+    if runner == "group":
+        states = run_group(spec, [lender, borrower])
+        assert [state["status"] for state in states] == ["done", "done"] and adapter.is_dir()
+        assert states[0]["started_at"] > first_run  # the finished lender ran again
+        assert RunDir(lender.config.output_dir).output_problem("train") is None
+        return
     console = Console(width=300, record=True)
     counts = run_study(spec, cells, console=console)
     printed = console.export_text()

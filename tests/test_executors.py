@@ -45,7 +45,8 @@ def _results(cells) -> list:
     for cell in cells:
         directory = Path(cell.config.output_dir)
         metrics = json.loads((directory / "metrics.json").read_text())
-        found.append((cell.title, {key: metrics.get(key) for key in SCORES}, (directory / "predictions.jsonl").read_text()))
+        scores = {key: metrics.get(key) for key in SCORES}
+        found.append((cell.title, scores, (directory / "predictions.jsonl").read_text()))
     return found
 
 

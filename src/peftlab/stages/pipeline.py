@@ -241,7 +241,8 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
         if stage == "train":
             metrics = train(config, run.path)
         elif stage == "generate":
-            metrics = {**check_generation_adapter(config, run), **generate(config, run.path, model=options.get("model"))}
+            borrowed = _check_generation_adapter(config, run)
+            metrics = {**borrowed, **generate(config, run.path, model=options.get("model"))}
         else:
             metrics = evaluate(config, run.path, **options)
             # only for predictions this run generated: they saw its training data (an adapter, demonstrations)
@@ -254,7 +255,7 @@ def run_stage(config: Config, stage: str, announce=None, **options) -> dict:
         return run.finish(stage, config, metrics, _outputs(stage, config, run), started)
 
 
-def check_generation_adapter(config: Config, run: RunDir) -> dict:
+def _check_generation_adapter(config: Config, run: RunDir) -> dict:
     """Before generating: the adapter generation uses was trained for this model, method and format.
     Returns what the report needs of a borrowed adapter (``model.adapter``), else nothing."""
     if trains(config) and config.model.adapter:

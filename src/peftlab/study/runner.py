@@ -6,6 +6,10 @@ A cell runs as ``python -m peftlab.cli run -c <cell>/config.yaml`` so that its p
 ``done`` cells, resumes ``interrupted`` and stale ``running`` ones (a killed study leaves those; training
 resumes from its checkpoint), and retries ``failed`` cells only with ``retry_failed``.
 
+A runner holds a cell's lock (``CELL_LOCK``) while it runs the cell, so two runners (two executors, a
+retried cluster job) never run one cell at once; :func:`run_group` runs one training group, the unit that
+``--shard`` deals and :mod:`peftlab.study.executors` sends to Ray or Slurm.
+
 With several ``devices`` (GPU ids), cells run in parallel, one per device: each cell's process sees only
 its GPU (``CUDA_VISIBLE_DEVICES``), so its peak memory is still its own, and a cell that reuses another
 cell's adapter starts only once that cell is finished.
@@ -135,11 +139,15 @@ def needs_running(state: dict, retry_failed: bool) -> bool:
 
 def run_group(spec: StudySpec, group: list[Cell], retry_failed: bool = False) -> list[dict]:
     """The cells of one training group, owner first, where this is called (a Ray task, a Slurm job): each
-    cell that still needs running (its ``cell.json`` read here, now) is run; returns each cell's state."""
+    cell that still needs running (its ``cell.json`` read here, now) is run, and the finished owner too when
+    a cell to run borrows its adapter and that adapter no longer verifies; returns each cell's state."""
     states = []
-    for cell in group:
+    for number, cell in enumerate(group):
         state = cell_state(Path(cell.config.output_dir))
-        states.append(run_cell(cell, spec) if needs_running(state, retry_failed) else state)
+        lends = number == 0 and any(needs_running(cell_state(Path(other.config.output_dir)), retry_failed)
+                                    for other in group[1:])
+        damaged = lends and state.get("status") == "done" and RunDir(cell.config.output_dir).output_problem("train")
+        states.append(run_cell(cell, spec) if needs_running(state, retry_failed) or damaged else state)
     return states
 
 
