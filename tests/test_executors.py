@@ -67,6 +67,8 @@ def test_ray_gives_the_local_runner_s_results(local_results, tiny_model_dir, tin
     assert counts["done"] == 4, console.export_text()
     assert "4 cells, 0 done, 4 in 3 training groups to run on ray" in console.export_text()
     assert _results(cells) == local_results
+    for cell in cells:  # CodeBLEU's data flow follows the hash seed: every cell is scored under the same one
+        assert json.loads((Path(cell.config.output_dir) / "evaluate.run.json").read_text())["python_hash_seed"] == "0"
     # a re-run finds nothing to do and starts no Ray instance for it
     console = Console(width=200, record=True)
     assert run_elsewhere(spec, cells, retry_failed=False, console=console)["done"] == 4

@@ -69,6 +69,8 @@ def run_info(config: Config, command: str, started: float) -> dict:
         "platform": platform.platform(),
         "packages": package_versions(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # which GPU a study cell was given
+        # CodeBLEU's data-flow score follows the string-hash seed (docs/metrics.md): a study pins it to 0
+        "python_hash_seed": os.environ.get("PYTHONHASHSEED") or "random",
         "threads": cpu_threads(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

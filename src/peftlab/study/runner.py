@@ -85,7 +85,11 @@ def _run_cell_locked(cell: Cell, spec: StudySpec, cell_dir: Path, device: str | 
     _write_state(cell, spec, status="running", wall_time_s=earlier, **attempt)
     started = time.perf_counter()
     command = [sys.executable, "-m", "peftlab.cli", "run", "-c", str(cell_dir / "config.yaml")]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": device} if device is not None else None
+    # a fixed string-hash seed (unless the user set one): codebleu's data-flow score depends on it
+    # (docs/metrics.md), and every cell of a study, in every run, must be scored alike
+    env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED") or "0"}
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
     with (cell_dir / "log.txt").open("a") as log:
         try:
             code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
