@@ -49,13 +49,13 @@ def main() -> None:
     import torch
     from llama_cpp import Llama
 
-    from peftlab.config import load_config
     from peftlab.models.loading import load_tokenizer
     from peftlab.prompting.format import resolve_prompt_format
+    from peftlab.runs.directory import RunDir
     from peftlab.stages.export import export_run, merged_model
     from peftlab.tasks import get_task
 
-    config = load_config(args.run_dir / "config.yaml")
+    config = RunDir(args.run_dir).read_config()
     task = get_task(config.task, config)
     tokenizer = load_tokenizer(config.model.name)
     prompt_format = resolve_prompt_format(config.model.prompt_format, tokenizer, task)

@@ -301,15 +301,11 @@ def run_many(
 ):
     """Finish several trained runs of one base model: generation loads the base once and switches adapters
     (PEFT multi-adapter; the same predictions as one load per run), then each run is evaluated."""
-    from peftlab.config import load_config
+    from peftlab.runs.directory import RunDir
     from peftlab.stages.pipeline import run_stages
     from peftlab.stages.shared_base import generate_with_one_base
 
-    configs = []
-    for run_dir in run_dirs:
-        if not (run_dir / "config.yaml").is_file():
-            raise UserError(f"{run_dir} is not a run directory (no config.yaml); pass the -o of `peftlab train`")
-        configs.append(load_config(run_dir / "config.yaml"))
+    configs = [RunDir(run_dir).read_config() for run_dir in run_dirs]
     generate_with_one_base(configs, announce=lambda stage: typer.echo(f"== {stage}"))
     for config in configs:
         metrics = run_stages(config, announce=lambda stage: typer.echo(f"== {stage}"))

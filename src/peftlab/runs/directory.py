@@ -25,7 +25,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import peftlab
-from peftlab.config import ADDED_DEFAULTS, LEGACY_DEFAULTS, Config, dump_config
+from peftlab.config import ADDED_DEFAULTS, LEGACY_DEFAULTS, Config, dump_config, load_config
 from peftlab.data.records import write_json
 from peftlab.errors import UserError, first_line, unreadable_weights_errors
 
@@ -298,6 +298,16 @@ class RunDir:
 
     def read_metrics(self) -> dict:
         return read_metrics(self.path)
+
+    def read_config(self) -> Config:
+        """The config its last finished stage ran with (``config.yaml``).
+
+        Raises:
+            UserError: no stage has finished here (no ``config.yaml``), or the file is malformed.
+        """
+        if not (self.path / self.CONFIG).is_file():
+            raise UserError(f"{self.path} is not a run directory (no config.yaml); pass the -o of `peftlab train`")
+        return load_config(self.path / self.CONFIG)
 
 
 def training_run(config: Config, run_dir: Path) -> RunDir | None:

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 
-from peftlab.config import load_config
 from peftlab.errors import UserError
 from peftlab.methods import get_training_method
 from peftlab.models.loading import load_model, load_tokenizer
@@ -104,9 +103,7 @@ def export_run(run_dir: Path, output_dir: Path, merge: bool = True, dequantized:
     if fmt == "gguf" and not merge:
         raise UserError("--format gguf writes the merged model (and, for LoRA, the adapter too); drop --adapter-only")
     run_dir, output_dir = Path(run_dir), Path(output_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"{run_dir} is not a run directory (no config.yaml); pass the -o of `peftlab train`")
-    config = load_config(run_dir / "config.yaml")
+    config = RunDir(run_dir).read_config()
     adapter = RunDir(run_dir).adapter
     if not adapter.is_dir():
         raise UserError(f"no trained adapter in {adapter}; run `peftlab train` with the same output_dir first")

@@ -93,7 +93,7 @@ def _tokenizer(writer, tokenizer, config) -> None:
     if backend["model"]["type"] != "BPE":
         raise UserError("GGUF export writes byte-level BPE tokenizers (Qwen2.5, SmolLM2); this one is "
                         f"{backend['model']['type']}")
-    vocab = {token: index for token, index in tokenizer.get_vocab().items()}
+    vocab = tokenizer.get_vocab()
     by_id = {index: token for token, index in vocab.items()}
     added = {token.content: token.special for token in tokenizer.added_tokens_decoder.values()}
     rows = max(config.vocab_size, len(by_id))

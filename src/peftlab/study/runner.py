@@ -26,7 +26,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -67,12 +68,20 @@ def run_cell(cell: Cell, spec: StudySpec, device: str | None = None) -> dict:
     process, perhaps on another machine of a cluster, is running the cell now."""
     cell_dir = Path(cell.config.output_dir)
     cell_dir.mkdir(parents=True, exist_ok=True)
+    with _holding(cell_dir) as ours:  # not ours: the cell runs elsewhere, and that runner records its state
+        return _run_cell_locked(cell, spec, cell_dir, device) if ours else {"status": "busy"}
+
+
+@contextmanager
+def _holding(cell_dir: Path) -> Iterator[bool]:
+    """Whether this runner got the cell's lock (``CELL_LOCK``), held until the block ends."""
     with ExitStack() as held:
         try:
             held.enter_context(directory_lock(cell_dir, "study cell", CELL_LOCK))
-        except UserError:  # the cell runs elsewhere, and that runner records its state
-            return {"status": "busy"}
-        return _run_cell_locked(cell, spec, cell_dir, device)
+        except UserError:
+            yield False
+            return
+        yield True
 
 
 def _run_cell_locked(cell: Cell, spec: StudySpec, cell_dir: Path, device: str | None) -> dict:
@@ -115,10 +124,8 @@ def record_lost(cell: Cell, spec: StudySpec, why: str) -> dict:
     """A cell whose runner died without an answer (a Ray worker or Slurm job gone): recorded ``failed`` with
     ``why`` unless it finished, or another runner holds it now. Returns its state."""
     cell_dir = Path(cell.config.output_dir)
-    with ExitStack() as held:
-        try:
-            held.enter_context(directory_lock(cell_dir, "study cell", CELL_LOCK))
-        except UserError:
+    with _holding(cell_dir) as ours:
+        if not ours:
             return {"status": "busy"}
         state = cell_state(cell_dir)
         if state.get("status") == "done":
