@@ -26,7 +26,8 @@ from peftlab.tasks import resolve_task_options, task_class
 
 PRESETS = {"default": "study-default.yaml", "separation": "study-separation.yaml", "full": "study-full.yaml",
            "testgen": "study-testgen.yaml", "repair": "study-repair.yaml",
-           "decide-codegen": "study-decide-codegen.yaml", "java-repair": "study-java-repair.yaml",
+           "decide-codegen": "study-decide-codegen.yaml", "decide-repair": "study-decide-repair.yaml",
+           "java-repair": "study-java-repair.yaml",
            "java-testgen": "study-java-testgen.yaml"}
 
 
