@@ -131,7 +131,14 @@ def test_study_rejects_a_hypothesis_that_names_what_the_study_lacks(tmp_path):
         expand(StudySpec.model_validate({**base, "hypotheses": [{"a": "zero-shot", "b": "icl", "task": "mbpp"}]}))
     with pytest.raises(ValueError, match="needs its margin"):
         Hypothesis.model_validate({"a": "zero-shot", "b": "icl", "test": "equivalence"})
+    with pytest.raises(UserError, match="tests metric 'pass', which task codegen does not score"):
+        expand(StudySpec.model_validate({**base, "hypotheses": [{"a": "zero-shot", "b": "icl", "metric": "pass"}]}))
+    with pytest.raises(UserError, match="tests metric 'plausible@1'"):  # repair's, not codegen's
+        expand(StudySpec.model_validate({**base, "hypotheses": [{"a": "icl", "b": "zero-shot",
+                                                                   "metric": "plausible@1"}]}))
     cells = expand(StudySpec.model_validate({**base, "hypotheses": [{"a": "icl", "b": "zero-shot"}]}))
+    assert len(cells) == 2
+    cells = expand(StudySpec.model_validate({**base, "hypotheses": [{"a": "icl", "b": "zero-shot", "metric": "em@1"}]}))
     assert len(cells) == 2
 
 

@@ -137,3 +137,39 @@ def test_virtual_token_methods_train_row_by_row_as_on_padded_batches(tiny_model_
 def test_a_method_whose_loss_is_the_model_own_trains_on_whole_padded_batches(tiny_model_dir, tiny_data_dir, tmp_path):
     metrics = _train(tiny_model_dir, tiny_data_dir, tmp_path / "ada", "method.name=adalora", "train.max_steps=1")
     assert metrics["batch_layout"] == "padded" and metrics["packed"] is False
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1000], ids=["one-position", "several-chunks", "one-chunk"])
+def test_the_chunked_memory_saving_loss_equals_the_kept_logits_loss(model, chunk):
+    """The memory-saving mode's loss (the head run a chunk of positions at a time and recomputed in backward)
+    gives the packed loss and gradients of the model's own kept logits, row by row."""
+    from peftlab.stages.trainers import packed_row_loss
+
+    packed = PackedCollator(0, 64)(_examples([(23, 9), (7, 3), (31, 30), (12, 1)]))
+    lengths = packed.pop(ROW_LENGTHS).tolist()
+    rows = [{key: value[row:row + 1, :length] if torch.is_tensor(value) else value for key, value in packed.items()}
+            for row, length in enumerate(lengths)]
+    label_count = 30
+    model.zero_grad()
+    reference = sum(packed_causal_lm_loss(model(**{k: v for k, v in row.items() if k != "labels"}), row["labels"],
+                                          label_count) for row in rows)
+    reference.backward()
+    reference_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    model.zero_grad()
+    loss = sum(packed_row_loss(model, row, chunk, label_count) for row in rows)
+    loss.backward()
+    assert loss.item() > 1.0  # a real loss (ln 97 ~ 4.6 for a random model), not an empty sum
+    torch.testing.assert_close(loss, reference, rtol=0, atol=1e-5)
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(parameter.grad, reference_grads[name], rtol=0, atol=1e-5)
+
+
+def test_memory_saving_training_uses_the_chunked_loss_and_loses_as_without_it(tiny_model_dir, tiny_data_dir, tmp_path):
+    from peftlab.stages.trainers import HEAD_CHUNK
+
+    saving = _train(tiny_model_dir, tiny_data_dir, tmp_path / "saving", "train.gradient_checkpointing=true")
+    plain = _train(tiny_model_dir, tiny_data_dir, tmp_path / "plain", "train.gradient_checkpointing=false")
+    assert (saving["head_chunk"], plain["head_chunk"]) == (HEAD_CHUNK, None)
+    assert saving["train_loss"] == pytest.approx(plain["train_loss"], abs=1e-5)
+    assert saving["best_eval_loss"] == pytest.approx(plain["best_eval_loss"], abs=1e-5)

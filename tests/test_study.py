@@ -209,3 +209,17 @@ def test_full_fine_tuning_cells_each_train_their_own_model(tmp_path):
     full = [c for c in cells if c.labels["method"] == "full"]
     assert sum("adapter_from" in c.labels for c in lora) == 1
     assert len(full) == 2 and not any("adapter_from" in c.labels or c.config.model.adapter for c in full)
+
+
+@pytest.mark.parametrize("preset", sorted(__import__("peftlab.study.spec", fromlist=["PRESETS"]).PRESETS))
+def test_every_built_in_preset_expands_and_its_hypotheses_name_what_it_scores(preset):
+    """A preset is a user's first study: its cells, sweeps and hypotheses (methods, tasks, test sets, metric
+    names) must all resolve before anything runs."""
+    from peftlab.study.spec import expand, load_study
+
+    spec = load_study(None, preset)
+    cells = expand(spec)
+    assert cells and len({cell.key for cell in cells}) == len(cells)
+    methods = {cell.labels["method"] for cell in cells}
+    for hypothesis in spec.hypotheses:
+        assert set(hypothesis.method_names) <= methods, (preset, hypothesis.title)

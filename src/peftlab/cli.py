@@ -255,7 +255,7 @@ def run(
 @app.command()
 def study(
     study_file: Optional[Path] = typer.Argument(None, help="Study YAML (default: the built-in preset)."),
-    preset: str = typer.Option("default", help="Built-in study when no file is given: default, separation, full, testgen, repair, decide-codegen, decide-repair, java-repair or java-testgen."),
+    preset: str = typer.Option("default", help="Built-in study when no file is given: default, separation, full, testgen, repair, decide-codegen, decide-repair, decide-testgen, java-repair or java-testgen."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Overrides the study's output_dir."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed cells again."),
     devices: Optional[str] = typer.Option(

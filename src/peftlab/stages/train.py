@@ -25,8 +25,8 @@ from peftlab.data.examples import CompletionCollator
 from peftlab.data.packing import PackedCollator, packed_causal_lm_loss
 from peftlab.data.records import write_jsonl
 from peftlab.stages.distributed import world
-from peftlab.stages.memory import give_back_freed_blocks
-from peftlab.stages.trainers import PackedTrainer, PaddedRowsTrainer, kept_logits_loss
+from peftlab.stages.memory import freed_blocks_given_back
+from peftlab.stages.trainers import HEAD_CHUNK, PackedTrainer, PaddedRowsTrainer, kept_logits_loss
 from peftlab.models.devices import resolve_placement
 from peftlab.errors import TrainingInterrupted, UserError
 from peftlab.methods import count_parameters, get_training_method
@@ -128,18 +128,19 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
     if processes.parallel and placement.on_gpu:
         torch.cuda.set_device(processes.local_rank)  # "cuda" is then this process's own GPU
     saving_memory = memory_saving(config, method)
-    if saving_memory and not placement.on_gpu:
-        give_back_freed_blocks()  # before the model loads: its reads are such blocks too
-    model = method.apply(load_model(config.model.name, method.quantization_config(), placement))
-    parameters = count_parameters(model)
-    layout = batch_layout(config, method, processes.parallel)
-    packed = layout == "packed"
+    # from before the model loads (its reads are such blocks too) to the end of training
+    with freed_blocks_given_back(saving_memory and not placement.on_gpu):
+        model = method.apply(load_model(config.model.name, method.quantization_config(), placement))
+        parameters = count_parameters(model)
+        layout = batch_layout(config, method, processes.parallel)
+        packed = layout == "packed"
 
-    args = training_arguments(config, run, method, placement, packed, evaluates=bool(validation_set))
-    stop = stop or StopOnRequest()
-    trainer = _trainer(config, method, model, args, tokenizer, train_set, validation_set, layout,
-                       [stop, MarkCompleteCheckpoints(training_fingerprint(config)), *method.callbacks(), *callbacks])
-    result, train_time = _run_trainer(trainer, checkpoint, stop)
+        args = training_arguments(config, run, method, placement, packed, evaluates=bool(validation_set))
+        stop = stop or StopOnRequest()
+        trainer = _trainer(config, method, model, args, tokenizer, train_set, validation_set, layout,
+                           [stop, MarkCompleteCheckpoints(training_fingerprint(config)), *method.callbacks(),
+                            *callbacks], head_chunk=HEAD_CHUNK if saving_memory else None)
+        result, train_time = _run_trainer(trainer, checkpoint, stop)
 
     if not processes.main:
         return {}  # the main process saves the adapter and reports
@@ -163,6 +164,7 @@ def train(config: Config, run_dir: Path, stop: StopOnRequest | None = None, call
         "packed": packed,
         "batch_layout": layout,
         "gradient_checkpointing": saving_memory,
+        "head_chunk": getattr(trainer, "head_chunk", None),
         "processes": processes.size,
         **placement.record(),
         **prompt_format.record(),
@@ -257,12 +259,16 @@ def batch_layout(config: Config, method, parallel: bool) -> str:
     return "padded" if method.loss_from_model else "padded rows"
 
 
-def _trainer(config: Config, method, model, args, tokenizer, train_set, validation_set, layout: str, callbacks):
+def _trainer(config: Config, method, model, args, tokenizer, train_set, validation_set, layout: str, callbacks,
+             head_chunk: int | None = None):
     """The ``Trainer`` (and its loss) for the batch ``layout``; with the method's own optimiser where it has
-    one (the Trainer's AdamW otherwise)."""
+    one (the Trainer's AdamW otherwise). ``head_chunk``: packed rows' output projection and loss computed that
+    many positions at a time and recomputed in backward (the memory-saving mode)."""
     trainer_class, loss = {"packed": (PackedTrainer, packed_causal_lm_loss),
                            "padded rows": (PaddedRowsTrainer, kept_logits_loss), "padded": (Trainer, None)}[layout]
+    extra = {"head_chunk": head_chunk} if layout == "packed" else {}
     return trainer_class(
+        **extra,
         model=model,
         args=args,
         train_dataset=train_set,

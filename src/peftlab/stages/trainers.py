@@ -9,6 +9,12 @@ the rows and each row's loss is divided by the step's label count, so the update
   projection is kept to the positions that predict a label (``logits_to_keep``, an int: the last N
   positions, which virtual tokens in front do not shift). With a 150k-token vocabulary, the full logits of
   a padded batch were most of prompt tuning's 6.5 GB peak (bench/results/methods-qwen).
+
+In the memory-saving mode a packed row's output projection and loss run :data:`HEAD_CHUNK` positions at a
+time, each chunk's logits recomputed in backward instead of kept (:func:`chunked_head_loss`): the layers'
+activations are recomputed in that mode already, which left a row's float32 logits (151,936 per position,
+~90 MB for 150 positions, held two or three times over through the cross-entropy's backward) the largest
+thing in QLoRA's peak besides the weights.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from transformers import Trainer
 
 from peftlab.data.examples import IGNORE_INDEX
 from peftlab.data.packing import ROW_LENGTHS
+
+HEAD_CHUNK = 32
+"""Positions per chunk of the memory-saving loss: 19 MB of float32 logits at Qwen's 151,936-token vocabulary."""
 
 
 def _label_count(inputs: dict):
@@ -51,13 +60,51 @@ class _RowByRowTrainer(Trainer):
 
 class PackedTrainer(_RowByRowTrainer):
     """Packed rows, each cut to its own length first (the filler that evens rows out for the collated tensor
-    is never computed)."""
+    is never computed). With ``head_chunk``, training rows take the chunked loss (:func:`packed_row_loss`)."""
+
+    def __init__(self, *args, head_chunk: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_chunk = head_chunk
 
     def _rows(self, inputs: dict):
         batch = {key: value for key, value in inputs.items() if key != ROW_LENGTHS}
         for row, length in enumerate(inputs[ROW_LENGTHS].tolist()):
             yield {key: value[row:row + 1, :length] if torch.is_tensor(value) else value
                    for key, value in batch.items()}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not (model.training and self.head_chunk):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = packed_row_loss(model, inputs, self.head_chunk, num_items_in_batch)
+        return (loss, {"loss": loss}) if return_outputs else loss
+
+
+def packed_row_loss(model, row: dict, chunk: int, num_items_in_batch=None):
+    """A packed row's loss as :func:`~peftlab.data.packing.packed_causal_lm_loss` computes it from the model's
+    kept logits, but from the decoder's last hidden states through :func:`chunked_head_loss`. The decoder
+    and head are the wrapped model's own (PEFT injects adapters into their layers, so they are in)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(input_ids=row["input_ids"], position_ids=row["position_ids"],
+                                use_cache=False).last_hidden_state
+    labels = row["labels"]
+    targets = labels[:, 1:][labels[:, 1:] != IGNORE_INDEX].to(hidden.device)
+    loss = chunked_head_loss(base.get_output_embeddings(), hidden[row["logits_to_keep"]], targets, chunk)
+    return loss / (num_items_in_batch if num_items_in_batch is not None else targets.numel())
+
+
+def chunked_head_loss(head, hidden, targets, chunk: int):
+    """The summed cross-entropy of ``head(hidden)`` (positions x hidden size) against ``targets``, ``chunk``
+    positions at a time; each chunk's logits are recomputed in backward, not kept."""
+    from torch.utils.checkpoint import checkpoint
+
+    def chunk_loss(states, chunk_targets):
+        return torch.nn.functional.cross_entropy(head(states).float(), chunk_targets, reduction="sum")
+
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, hidden.shape[0], chunk):
+        total = total + checkpoint(chunk_loss, hidden[start:start + chunk], targets[start:start + chunk],
+                                   use_reentrant=False)
+    return total
 
 
 class PaddedRowsTrainer(_RowByRowTrainer):

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from peftlab.config import Config, load_config, without_added_defaults
 from peftlab.errors import UserError
+from peftlab.metrics.specs import spec as metric_spec
 from peftlab.methods import METHODS, get_method, resolve_method_options
 from peftlab.report.declared import Hypothesis
 from peftlab.tasks import resolve_task_options, task_class
@@ -27,7 +28,7 @@ from peftlab.tasks import resolve_task_options, task_class
 PRESETS = {"default": "study-default.yaml", "separation": "study-separation.yaml", "full": "study-full.yaml",
            "testgen": "study-testgen.yaml", "repair": "study-repair.yaml",
            "decide-codegen": "study-decide-codegen.yaml", "decide-repair": "study-decide-repair.yaml",
-           "java-repair": "study-java-repair.yaml",
+           "decide-testgen": "study-decide-testgen.yaml", "java-repair": "study-java-repair.yaml",
            "java-testgen": "study-java-testgen.yaml"}
 
 
@@ -247,6 +248,10 @@ def _check_hypotheses(spec: StudySpec) -> None:
             raise UserError(f"{where} names task '{hypothesis.task}', not in the study ({', '.join(sorted(tasks))})")
         if hypothesis.model is not None and hypothesis.model not in spec.models:
             raise UserError(f"{where} names model '{hypothesis.model}', not in the study")
+        scored_by = [hypothesis.task] if hypothesis.task is not None else sorted(tasks)
+        if not any(metric_spec(hypothesis.metric, task_class(task).metric_families) for task in scored_by):
+            raise UserError(f"{where} tests metric '{hypothesis.metric}', which task {' or '.join(scored_by)} does "
+                            "not score (e.g. pass@1, plausible@1, test_pass_best; docs/metrics.md)")
 
 
 def expand(spec: StudySpec, default_data_root: str | None = None) -> list[Cell]:
