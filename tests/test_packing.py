@@ -165,6 +165,18 @@ def test_the_chunked_memory_saving_loss_equals_the_kept_logits_loss(model, chunk
         torch.testing.assert_close(parameter.grad, reference_grads[name], rtol=0, atol=1e-5)
 
 
+def test_the_chunked_loss_of_a_row_without_labels_is_zero_and_backpropagates(model):
+    from peftlab.stages.trainers import packed_row_loss
+
+    packed = PackedCollator(0, 64)(_examples([(6, 6)]))  # all prompt: e.g. a completion cut off by max_length
+    packed.pop(ROW_LENGTHS)
+    assert not packed["logits_to_keep"].any()
+    model.zero_grad()
+    loss = packed_row_loss(model, packed, 4, 10)
+    loss.backward()
+    assert loss.item() == 0.0
+
+
 def test_memory_saving_training_uses_the_chunked_loss_and_loses_as_without_it(tiny_model_dir, tiny_data_dir, tmp_path):
     from peftlab.stages.trainers import HEAD_CHUNK
 
