@@ -93,9 +93,14 @@ def packed_causal_lm_loss(outputs, labels, num_items_in_batch=None):
     """
     import torch.nn.functional as F
 
-    targets = labels[..., 1:]
-    targets = targets[targets != IGNORE_INDEX]  # row by row, as the kept logits are
+    targets = kept_targets(labels)
     logits = outputs.logits.reshape(-1, outputs.logits.shape[-1]).float()
     loss = F.cross_entropy(logits, targets.to(logits.device), reduction="sum")
-    divisor = num_items_in_batch if num_items_in_batch is not None else targets.numel()
-    return loss / divisor
+    return loss / (num_items_in_batch if num_items_in_batch is not None else targets.numel())
+
+
+def kept_targets(labels):
+    """The tokens the kept positions predict (each position's next label), row by row, as the kept logits
+    (``logits_to_keep``) and hidden states come."""
+    targets = labels[..., 1:]
+    return targets[targets != IGNORE_INDEX]

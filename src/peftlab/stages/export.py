@@ -103,8 +103,9 @@ def export_run(run_dir: Path, output_dir: Path, merge: bool = True, dequantized:
     if fmt == "gguf" and not merge:
         raise UserError("--format gguf writes the merged model (and, for LoRA, the adapter too); drop --adapter-only")
     run_dir, output_dir = Path(run_dir), Path(output_dir)
-    config = RunDir(run_dir).read_config()
-    adapter = RunDir(run_dir).adapter
+    run = RunDir(run_dir)
+    config = run.read_config()
+    adapter = run.adapter
     if not adapter.is_dir():
         raise UserError(f"no trained adapter in {adapter}; run `peftlab train` with the same output_dir first")
     _check_output_dir(run_dir, output_dir)

@@ -34,16 +34,11 @@ def _mmap_threshold(size: int) -> bool:
     return bool(libc.mallopt(M_MMAP_THRESHOLD, size)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2 * size))
 
 
-def give_back_freed_blocks() -> bool:
-    """Fix malloc's mmap threshold low, for the rest of this process; whether it was set."""
-    return _mmap_threshold(THRESHOLD_BYTES)
-
-
 @contextmanager
 def freed_blocks_given_back(active: bool = True):
     """Within the block (when ``active``), freed large blocks go back at once; afterwards large blocks come
     from the heap again, as after glibc's own raising of the threshold. Yields whether the mode is on."""
-    changed = active and give_back_freed_blocks()
+    changed = active and _mmap_threshold(THRESHOLD_BYTES)
     try:
         yield changed
     finally:

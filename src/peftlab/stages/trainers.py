@@ -23,7 +23,7 @@ import torch
 from transformers import Trainer
 
 from peftlab.data.examples import IGNORE_INDEX
-from peftlab.data.packing import ROW_LENGTHS
+from peftlab.data.packing import ROW_LENGTHS, kept_targets
 
 HEAD_CHUNK = 32
 """Positions per chunk of the memory-saving loss: 19 MB of float32 logits at Qwen's 151,936-token vocabulary."""
@@ -86,8 +86,7 @@ def packed_row_loss(model, row: dict, chunk: int, num_items_in_batch=None):
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = base.get_decoder()(input_ids=row["input_ids"], position_ids=row["position_ids"],
                                 use_cache=False).last_hidden_state
-    labels = row["labels"]
-    targets = labels[:, 1:][labels[:, 1:] != IGNORE_INDEX].to(hidden.device)
+    targets = kept_targets(row["labels"]).to(hidden.device)
     loss = chunked_head_loss(base.get_output_embeddings(), hidden[row["logits_to_keep"]], targets, chunk)
     return loss / (num_items_in_batch if num_items_in_batch is not None else targets.numel())
 
