@@ -66,15 +66,16 @@ def test_dropping_finished_sequences_in_chunks_gives_identical_candidates(setup,
 
 
 @pytest.mark.parametrize("stop", [[], ["\n", "e"]], ids=["no-stop", "stops"])
-@pytest.mark.parametrize("batch_size", [1, 2, 4])
-def test_continuous_batching_gives_the_greedy_candidates_of_whole_batches(setup, stop, batch_size):
-    """Waiting prompts take the places of finished ones (batch_size 2 with 7 prompts: several admissions,
+@pytest.mark.parametrize("slots", [1, 2, 4, 64])
+def test_continuous_batching_gives_the_greedy_candidates_of_whole_batches(setup, stop, slots):
+    """Waiting prompts take the places of finished ones (2 slots with 7 prompts: several admissions,
     caches of different lengths joined); every candidate is the whole-batch path's."""
     model, tokenizer, prompts = setup
-    base = {"max_new_tokens": 12, "batch_size": batch_size, "stop": stop, "k": 1}
+    base = {"max_new_tokens": 12, "batch_size": 3, "stop": stop, "k": 1}
     plain = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, drop_finished=False),
                                 progress=False)
-    continuous = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base), progress=False)
+    continuous = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, slots=slots),
+                                     progress=False)
     assert continuous == plain
     assert len({c for group in plain for c in group}) > 3
 
@@ -84,11 +85,11 @@ def test_sampled_candidates_do_not_depend_on_the_batch(setup):
     whatever else shares the batch, and different seeds give different ones."""
     model, tokenizer, prompts = setup
     base = {"max_new_tokens": 10, "stop": [], "k": 3, "do_sample": True, "temperature": 1.0}
-    one = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, batch_size=1), progress=False)
-    three = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, batch_size=3), progress=False)
+    one = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, slots=3), progress=False)
+    three = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, slots=9), progress=False)
     assert one == three
     assert any(len(set(group)) > 1 for group in one)
-    other = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, batch_size=3, seed=7),
+    other = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, slots=9, seed=7),
                                 progress=False)
     assert other != one
 
@@ -106,3 +107,71 @@ def test_a_model_asking_for_logits_processors_is_decoded_by_generate(setup):
         assert not continuous_applies(model, GenerationConfig())
     finally:
         model.generation_config.repetition_penalty = penalised
+
+
+def _decode_directly(model, tokenizer, prompts, config):
+    """Run the continuous decoder itself (to read what it did), candidates in prompt order."""
+    from peftlab.stages.continuous import ContinuousDecoder
+
+    decoder = ContinuousDecoder(model, tokenizer, config, config.stop or [], {tokenizer.eos_token_id})
+    out = {}
+    decoder.run(dict(enumerate(prompts)), range(len(prompts)), lambda index, texts: out.__setitem__(index, texts))
+    return decoder, [out[index] for index in range(len(prompts))]
+
+
+@pytest.mark.parametrize("slots", [2, 64])
+def test_a_shared_prompt_prefix_read_once_and_prompt_lookup_give_the_same_greedy_candidates(setup, slots):
+    """Prompts that begin alike (a chat template's system turn) share one prefill; prompt-lookup guesses
+    are fed and some are taken; every candidate is still the whole-batch path's."""
+    model, tokenizer, prompts = setup
+    prompts = ["You are a careful programmer. Answer with code only.\n" + prompt for prompt in prompts]
+    base = {"max_new_tokens": 16, "batch_size": 3, "stop": [], "k": 1}
+    plain = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, drop_finished=False),
+                                progress=False)
+    decoder, fast = _decode_directly(model, tokenizer, prompts, GenerationConfig(**base, slots=slots))
+    assert decoder.shared >= 8, "the common prefix was read once"
+    if slots == 2:  # few rows: guesses are cheap, so they are fed (at 7 rows this model's miss soon stop them)
+        assert decoder.counts["accepted"] > 0, "prompt lookup took some guesses"
+        assert decoder.counts["accepted"] < decoder.counts["tested"], "and rejected others"
+    assert fast == plain
+    unguessed, off = _decode_directly(model, tokenizer, prompts, GenerationConfig(**base, slots=slots, lookup_tokens=0))
+    assert unguessed.counts["guessed"] == 0 and off == plain
+
+
+def test_prompt_lookup_keeps_each_sampled_candidate(setup):
+    """Sampling with guesses fed gives the candidates of one-token steps (each candidate's own generator)."""
+    model, tokenizer, prompts = setup
+    base = {"max_new_tokens": 16, "stop": [], "k": 3, "do_sample": True, "temperature": 0.5, "slots": 3}
+    guessed, with_lookup = _decode_directly(model, tokenizer, prompts, GenerationConfig(**base))
+    _, without = _decode_directly(model, tokenizer, prompts, GenerationConfig(**base, lookup_tokens=0))
+    assert guessed.counts["tested"] > 0
+    assert with_lookup == without
+    assert any(len(set(group)) > 1 for group in without)
+
+
+def test_a_sampled_guess_is_taken_when_the_draw_equals_it(setup):
+    """At each fed position the row's generator draws once, as a one-token step would; the guess is taken
+    while the draw equals it, and the first draw that differs is the row's last new token."""
+    import torch
+
+    from peftlab.stages.continuous import ContinuousDecoder, _Sequence
+
+    model, tokenizer, _ = setup
+    decoder = ContinuousDecoder(model, tokenizer, GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0), [],
+                                set())
+    vocabulary, guess = 6, [2, 4, 1, 3, 5]
+    logits = torch.full((1, len(guess) + 1, vocabulary), -3.0)
+    for position, token in enumerate(guess):
+        logits[0, position, token] = 3.0  # each guess is drawn with probability ~0.94
+    for seed in range(20):
+        sequence = _Sequence(0, 0, [], torch.Generator().manual_seed(seed))
+        taken = decoder._verify(logits, [sequence], [guess])[0]
+        one_at_a_time, generator = [], torch.Generator().manual_seed(seed)
+        for position in range(len(guess) + 1):
+            probabilities = torch.softmax(logits[0, position], dim=-1)
+            one_at_a_time.append(int(torch.multinomial(probabilities, 1, generator=generator)))
+            if position == len(guess) or one_at_a_time[-1] != guess[position]:
+                break
+        assert taken == one_at_a_time
+        assert taken[:-1] == guess[:len(taken) - 1]
+    assert len(decoder._verify(logits, [_Sequence(0, 0, [], torch.Generator().manual_seed(0))], [guess])[0]) > 1

@@ -1,29 +1,40 @@
 """Continuous batching for greedy decoding and sampling: finished sequences leave the batch and waiting
 prompts take their place, so the batch stays full.
 
-Why: on a CPU a decoding step costs about the same for 8 sequences as for 16 (Qwen2.5-Coder-0.5B on 2
-cores: 205 vs 239 ms; 15 ms per sequence at 16, 10.5 at 32), so throughput is set by how many sequences
-are still running. With ``generate``, a batch runs until its longest answer ends: MBPP answers of 8–84
-tokens in one batch of 16 kept on average fewer than 8 rows busy per step (bench/results/generate-speed-*).
+Why: on a CPU, throughput is set by how many sequences a decoding step carries. A step reads every weight
+once whatever the rows: Qwen2.5-Coder-0.5B on 2 cores takes ~270 ms for 1–4 rows and ~570 ms for 48
+(12 ms a row). With ``generate``, a batch runs until its longest answer ends: MBPP answers of 8–84 tokens in
+one batch of 16 kept on average fewer than 8 rows busy per step (bench/results/generate-speed-*).
 
 The loop, one device, one model (a PEFT model with its adapter applied, unmerged, is just a model here):
 
-1. *Admit*: when a quarter of the slots (``batch_size`` × copies per prompt) is free, the next waiting
-   prompts (longest first, as the batched path orders them) are read in one left-padded forward pass;
-   their key/value caches are repeated once per candidate and joined to the running cache, left-padded to
-   a common length (masked positions get exactly zero attention weight).
-2. *Step*: every running sequence gets one token: argmax (greedy) or a draw from the temperature/top-p
-   distribution with that candidate's own random generator, seeded with ``seed + prompt index × k +
-   candidate``, so a candidate does not depend on which other prompts shared its batch, and an interrupted
-   run resumes with exactly the candidates an uninterrupted one gets.
+0. *Shared prefix*: the tokens every prompt of the run begins with (chat template, instruction) are read
+   once; each admitted prompt's cache starts as a copy of theirs.
+1. *Admit*: when a quarter of the ``slots`` is free, the next waiting prompts (longest first, as the
+   batched path orders them) are read in left-padded forward passes of at most ``PREFILL_TOKENS`` padded
+   tokens (prompts of like length together, so little padding is computed); their key/value caches are
+   repeated once per candidate and joined to the running cache (:mod:`peftlab.stages.kv_rows`).
+2. *Step*: every running sequence gets at least one token: argmax (greedy) or a draw from the
+   temperature/top-p distribution with that candidate's own random generator, seeded with ``seed + prompt
+   index × k + candidate``, so a candidate does not depend on which other prompts shared its batch, and an
+   interrupted run resumes with exactly the candidates an uninterrupted one gets. Each row may also feed
+   up to ``lookup_tokens`` guessed tokens (:mod:`peftlab.stages.lookup`); the model's choice at each fed
+   position is taken in order while it equals the guess, so a step yields one to ``lookup_tokens + 1``
+   tokens, each the very token (and, when sampling, the very draw from the same generator) that one-token
+   steps give. Rejected guesses' columns are masked. How many positions are fed is priced: the j-th
+   guessed position yields a token with probability q^j (q: the run's observed rate of taken guesses) and
+   costs one row in a step that costs ``FLOOR_ROWS + n`` rows for ``n`` tokens, so it is fed while
+   q^j > n / (FLOOR_ROWS + n): many guesses while few rows run or guesses are good (a repair copying its
+   buggy function), none in a full batch of code whose guesses fail.
 3. *Retire*: a sequence that emits EOS or padding, completes a stop string, or reaches
    ``max_new_tokens`` leaves (its cache rows dropped); columns that are padding for every remaining row are
    cut from the left. A prompt whose candidates have all finished is handed to the caller at once.
 
 Greedy candidates are those of the batched path up to floating-point summation order: a prompt's logits
-are computed in another batch, with other padding (the batched path itself differs between batch sizes in
-the same way; bench/generate_speed.py counts identical candidates). Beam search and methods that prepend
-virtual tokens (prompt and prefix tuning) use the batched path (:mod:`peftlab.stages.generate`).
+are computed in another batch, with other padding and other step widths (the batched path itself differs
+between batch sizes in the same way; bench/generate_speed.py counts identical candidates). Beam search and
+methods that prepend virtual tokens (prompt and prefix tuning) use the batched path
+(:mod:`peftlab.stages.generate`).
 """
 
 from __future__ import annotations
@@ -33,12 +44,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from peftlab.config import GenerationConfig
+from peftlab.stages.kv_rows import join, layers, left_padded_positions, repeated, trim
+from peftlab.stages.lookup import lookup_draft
 
 ADMIT_SHARE = 4
 """Admit waiting prompts once 1/ADMIT_SHARE of the slots is free: one prefill for several prompts."""
+PREFILL_TOKENS = 2048
+"""Padded prompt tokens per prefill pass: large enough to run at the matrix products' full speed, small
+enough that prompts of unlike length are not padded to each other."""
+FLOOR_ROWS = 36
+"""A decoding step over ``n`` token rows costs about ``FLOOR_ROWS + n`` row-costs: reading the weights
+costs as much as 36 rows' arithmetic (Qwen2.5-Coder-0.5B on 2 cores: ~250 ms a step plus ~7 ms a row).
+Prompt lookup uses it to price a guessed position against the tokens it may yield."""
+MIN_SHARED_PREFIX = 4
+"""A shared prefix shorter than this is read with each prompt (one more forward pass would cost more)."""
 PLAIN_DEFAULTS = {"repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0), "min_length": (None, 0),
                   "min_new_tokens": (None, 0), "bad_words_ids": (None,), "suppress_tokens": (None,),
                   "begin_suppress_tokens": (None,), "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
@@ -57,12 +79,6 @@ def has_finished(tokens: list[int], text: str, ends: set[int], stops: list[str])
     return any(token in ends for token in tokens) or any(stop in text for stop in stops)
 
 
-def left_padded_positions(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids of left-padded rows, derived from the attention mask as ``generate`` derives them
-    (padding gets 1; it is masked, so its value never matters)."""
-    return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)
-
-
 def continuous_applies(model, config: GenerationConfig) -> bool:
     """Whether this loop decodes ``model`` with ``config``: ``generation.drop_finished`` on, greedy or
     sampling (no beams), no virtual tokens, and no logits processor from the model's generation config
@@ -79,7 +95,7 @@ def continuous_applies(model, config: GenerationConfig) -> bool:
 class _Sequence:
     prompt: int
     candidate: int
-    prompt_length: int
+    prompt_ids: list[int]
     generator: torch.Generator | None
     tokens: list[int] = field(default_factory=list)
 
@@ -96,38 +112,6 @@ def _warpers(model, config: GenerationConfig) -> LogitsProcessorList:
     return warpers
 
 
-def _left_pad(tensor: torch.Tensor, length: int, dim: int) -> torch.Tensor:
-    missing = length - tensor.shape[dim]
-    if missing <= 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
-
-
-def _layers(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
-def _join(first: DynamicCache | None, first_mask, second: DynamicCache, second_mask):
-    """One cache (and mask) holding ``first``'s rows then ``second``'s, left-padded to a common length."""
-    if first is None:
-        return second, second_mask
-    length = max(first_mask.shape[1], second_mask.shape[1])
-    joined = [(torch.cat([_left_pad(k1, length, 2), _left_pad(k2, length, 2)]),
-               torch.cat([_left_pad(v1, length, 2), _left_pad(v2, length, 2)]))
-              for (k1, v1), (k2, v2) in zip(_layers(first), _layers(second), strict=True)]
-    mask = torch.cat([_left_pad(first_mask, length, 1), _left_pad(second_mask, length, 1)])
-    return DynamicCache(ddp_cache_data=joined), mask
-
-
-def _trim(cache: DynamicCache, mask: torch.Tensor):
-    """Drop the leading columns that are padding for every row (they cost attention, weigh nothing)."""
-    start = int((mask.sum(0) > 0).nonzero()[0]) if mask.numel() else 0
-    if start == 0:
-        return cache, mask
-    return DynamicCache(ddp_cache_data=[(k[:, :, start:], v[:, :, start:]) for k, v in _layers(cache)]), mask[:, start:]
-
 
 class ContinuousDecoder:
     """Decode prompts with continuous batching (see the module docstring)."""
@@ -136,18 +120,45 @@ class ContinuousDecoder:
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.stops, self.ends = list(stops), set(ends)
         self.copies = config.k if config.do_sample else 1
-        self.slots = max(self.copies, config.batch_size * self.copies)
+        self.slots = max(self.copies, config.slots // self.copies * self.copies)
         self.warpers = _warpers(model, config) if config.do_sample else None
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.shared, self.prefix = 0, None
+        self.counts = {"steps": 0, "guessed": 0, "tested": 0, "accepted": 0}
+        """What prompt lookup did in the last ``run``: decoding steps, guessed tokens fed, guesses whose turn
+        came (those before the first miss, and the miss), guesses taken."""
+
+    def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        # temperature, top-k and top-p read only the scores: one call for every row and position (top-p
+        # sorts the vocabulary); each draw then uses its own candidate's generator
+        flat = logits.reshape(-1, logits.shape[-1]).float()
+        context = torch.zeros((flat.shape[0], 1), dtype=torch.long, device=logits.device)
+        return torch.softmax(self.warpers(context, flat), dim=-1).reshape(logits.shape)
 
     def _choose(self, logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
+        """One token per row from ``logits`` (rows × vocabulary)."""
+        return [tokens[0] for tokens in self._verify(logits[:, None, :], sequences, [[] for _ in sequences])]
+
+    def _verify(self, logits: torch.Tensor, sequences: list[_Sequence], guesses: list[list[int]]) -> list[list[int]]:
+        """Per row, the model's choices at the fed positions (rows × positions × vocabulary), in order, up to
+        and including the first that differs from the row's guess for that position."""
         if self.warpers is None:
-            return logits.argmax(dim=-1).tolist()
-        # temperature, top-k and top-p read only the scores: one call for the whole batch (top-p sorts the
-        # vocabulary); each row then draws with its own candidate's generator
-        context = torch.zeros((len(sequences), 1), dtype=torch.long, device=logits.device)
-        probabilities = torch.softmax(self.warpers(context, logits.float()), dim=-1)
-        return [int(torch.multinomial(probabilities[row], 1, generator=sequence.generator))
-                for row, sequence in enumerate(sequences)]
+            choices = logits.argmax(dim=-1).tolist()
+        else:
+            probabilities = self._probabilities(logits)
+        taken = []
+        for row, (sequence, guess) in enumerate(zip(sequences, guesses, strict=True)):
+            tokens = []
+            for position in range(len(guess) + 1):
+                if self.warpers is None:
+                    token = choices[row][position]
+                else:
+                    token = int(torch.multinomial(probabilities[row, position], 1, generator=sequence.generator))
+                tokens.append(token)
+                if position == len(guess) or token != guess[position]:
+                    break
+            taken.append(tokens)
+        return taken
 
     def _finished(self, sequence: _Sequence) -> bool:
         if len(sequence.tokens) >= self.config.max_new_tokens:
@@ -155,31 +166,108 @@ class ContinuousDecoder:
         text = self.tokenizer.decode(sequence.tokens, skip_special_tokens=True) if self.stops else ""
         return has_finished(sequence.tokens[-1:], text, self.ends, self.stops)
 
-    def _prefill(self, prompts: dict[int, str], indices: list[int]):
-        encoded = self.tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(self.model.device)
-        mask = encoded["attention_mask"]
-        positions = left_padded_positions(mask)
-        output = self.model(input_ids=encoded["input_ids"], attention_mask=mask, position_ids=positions,
+    def _read_prefix(self, ids: dict[int, list[int]]) -> None:
+        """Prefill the token prefix every prompt of this run shares (the chat template's system turn and the
+        task's instruction: a quarter of an MBPP prompt) once; admissions then read only what follows it.
+        Every prompt keeps at least one token of its own, whose logits choose its first new token."""
+        rows = list(ids.values())
+        shared = min(len(row) for row in rows) - 1 if rows else 0
+        first = rows[0] if rows else []
+        for row in rows[1:]:
+            shared = next((at for at in range(shared) if row[at] != first[at]), shared)
+        self.shared, self.prefix = 0, None
+        if shared >= MIN_SHARED_PREFIX:
+            output = self.model(input_ids=torch.tensor([first[:shared]], device=self.model.device), use_cache=True,
+                                logits_to_keep=1)
+            self.shared, self.prefix = shared, layers(output.past_key_values)
+
+    def _prefill(self, ids: dict[int, list[int]], indices: list[int]):
+        """Read the admitted prompts' own tokens after the shared prefix's cache: each row's cache is
+        ``[prefix | padding | own tokens]`` (padding is masked, so it weighs nothing, and positions count the
+        prompt's real tokens only)."""
+        own = [ids[index][self.shared:] for index in indices]
+        width = max(len(tokens) for tokens in own)
+        device = self.model.device
+        input_ids = torch.tensor([[self.pad] * (width - len(tokens)) + tokens for tokens in own], device=device)
+        mask = torch.tensor([[0] * (width - len(tokens)) + [1] * len(tokens) for tokens in own], device=device)
+        positions = left_padded_positions(mask) + self.shared
+        past = None
+        if self.prefix is not None:
+            past = repeated(self.prefix, len(indices))
+            mask = torch.cat([mask.new_ones((len(indices), self.shared)), mask], dim=1)
+        output = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=past,
                             use_cache=True, logits_to_keep=1)
         cache, logits = output.past_key_values, output.logits[:, -1, :]
-        lengths = mask.sum(1).tolist()
         if self.copies > 1:
             cache.batch_repeat_interleave(self.copies)
             logits, mask = logits.repeat_interleave(self.copies, 0), mask.repeat_interleave(self.copies, 0)
         sequences = []
-        for offset, index in enumerate(indices):
+        for index in indices:
             for candidate in range(self.copies):
                 generator = None
                 if self.warpers is not None:
-                    generator = torch.Generator(device="cpu").manual_seed(self.config.seed + index * self.copies + candidate)
-                sequences.append(_Sequence(index, candidate, int(lengths[offset]), generator))
+                    seed = self.config.seed + index * self.copies + candidate
+                    generator = torch.Generator(device="cpu").manual_seed(seed)
+                sequences.append(_Sequence(index, candidate, ids[index], generator))
         return cache, mask, logits, sequences
+
+    def _admit(self, ids: dict[int, list[int]], admitted: list[int], cache, mask, running: list[_Sequence]):
+        """Prefill ``admitted`` in passes of at most ``PREFILL_TOKENS`` padded tokens, prompts of like length
+        together, join their caches to the running one and append their sequences to ``running``; returns
+        the cache, the mask and the newcomers' first tokens."""
+        admitted = sorted(admitted, key=lambda index: -len(ids[index]))
+        first = []
+        while admitted:
+            width = len(ids[admitted[0]]) - self.shared
+            count = max(1, min(len(admitted), PREFILL_TOKENS // max(1, width)))
+            new_cache, new_mask, logits, newcomers = self._prefill(ids, admitted[:count])
+            cache, mask = join(cache, mask, new_cache, new_mask)
+            first += [[token] for token in self._choose(logits, newcomers)]
+            running += newcomers
+            admitted = admitted[count:]
+        return cache, mask, first
+
+    def _step(self, cache, mask, running: list[_Sequence]):
+        """One forward pass over every running sequence: its newest token and the prompt-lookup guesses worth
+        feeding. Returns the cache, the mask with rejected guesses' columns masked, and each row's new tokens."""
+        width = self._guess_length(len(running))
+        guesses = [lookup_draft(s.prompt_ids + s.tokens, width) if width > 0 else [] for s in running]
+        width = 1 + max(len(guess) for guess in guesses)
+        device = self.model.device
+        # a row with a shorter guess repeats its newest token in the spare positions; none of them is taken
+        fed = torch.tensor([[s.tokens[-1]] + g + [s.tokens[-1]] * (width - 1 - len(g))
+                            for s, g in zip(running, guesses, strict=True)], device=device)
+        start = torch.tensor([[len(s.prompt_ids) + len(s.tokens) - 1] for s in running], device=device)
+        mask = torch.cat([mask, mask.new_ones((len(running), width))], dim=1)
+        output = self.model(input_ids=fed, attention_mask=mask, position_ids=start + torch.arange(width, device=device),
+                            past_key_values=cache, use_cache=True)
+        taken = self._verify(output.logits, running, guesses)
+        for row, tokens in enumerate(taken):
+            # the columns of the newest token and of the guesses taken stay; the rest are masked for good
+            mask[row, mask.shape[1] - width + len(tokens):] = 0
+        self.counts["steps"] += 1
+        self.counts["guessed"] += sum(len(guess) for guess in guesses)
+        self.counts["accepted"] += sum(len(tokens) - 1 for tokens in taken)
+        self.counts["tested"] += sum(min(len(tokens), len(guess)) for tokens, guess in zip(taken, guesses))
+        return output.past_key_values, mask, taken
+
+    def _guess_length(self, rows: int) -> int:
+        """Guessed positions worth feeding each of ``rows`` sequences this step (module docstring, step 2)."""
+        taken_rate = (self.counts["accepted"] + 1) / (self.counts["tested"] + 2)  # 1/2 before any evidence
+        worth = rows / (FLOOR_ROWS + rows)
+        length = 0
+        while length < self.config.lookup_tokens and taken_rate ** (length + 1) > worth:
+            length += 1
+        return length
 
     @torch.inference_mode()
     def run(self, prompts: dict[int, str], order: Iterable[int], on_done: Callable[[int, list[str]], None]) -> None:
         """Decode ``prompts[i]`` for ``i`` in ``order``; call ``on_done(i, texts)`` (``k`` decoded texts,
         candidate order) as soon as prompt ``i`` has finished."""
         waiting = deque(order)
+        ids = {index: self.tokenizer(prompts[index])["input_ids"] for index in waiting}
+        self._read_prefix(ids)
+        self.counts = dict.fromkeys(self.counts, 0)
         running: list[_Sequence] = []
         done: dict[int, dict[int, str]] = {}
         cache = mask = None
@@ -187,23 +275,19 @@ class ContinuousDecoder:
             free = self.slots - len(running)
             if waiting and (not running or free >= max(self.copies, self.slots // ADMIT_SHARE)):
                 admitted = [waiting.popleft() for _ in range(min(len(waiting), max(1, free // self.copies)))]
-                new_cache, new_mask, logits, newcomers = self._prefill(prompts, admitted)
-                cache, mask = _join(cache, mask, new_cache, new_mask)
-                chosen = [None] * len(running) + self._choose(logits, newcomers)
-                running += newcomers
+                already = len(running)
+                cache, mask, first = self._admit(ids, admitted, cache, mask, running)
+                taken = [[]] * already + first
             else:
-                last = torch.tensor([[sequence.tokens[-1]] for sequence in running], device=self.model.device)
-                positions = torch.tensor([[s.prompt_length + len(s.tokens) - 1] for s in running], device=self.model.device)
-                mask = torch.cat([mask, mask.new_ones((len(running), 1))], dim=1)
-                output = self.model(input_ids=last, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                                    use_cache=True)
-                cache = output.past_key_values
-                chosen = self._choose(output.logits[:, -1, :], running)
+                cache, mask, taken = self._step(cache, mask, running)
             keep = []
-            for row, (sequence, token) in enumerate(zip(running, chosen, strict=True)):
-                if token is not None:
+            for row, (sequence, tokens) in enumerate(zip(running, taken, strict=True)):
+                finished = False
+                for token in tokens:  # one at a time: a sequence ends at its first finishing token
                     sequence.tokens.append(token)
-                if token is None or not self._finished(sequence):
+                    if finished := self._finished(sequence):
+                        break
+                if not finished:
                     keep.append(row)
                     continue
                 texts = done.setdefault(sequence.prompt, {})
@@ -212,9 +296,9 @@ class ContinuousDecoder:
                     on_done(sequence.prompt, [texts[c] for c in range(self.copies)])
                     del done[sequence.prompt]
             if len(keep) < len(running):
-                running = [running[row] for row in keep]
+                running[:] = [running[row] for row in keep]
                 if running:
                     cache.batch_select_indices(torch.tensor(keep, device=mask.device))
-                    cache, mask = _trim(cache, mask[keep])
+                    cache, mask = trim(cache, mask[keep])
                 else:
                     cache = mask = None

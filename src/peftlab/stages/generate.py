@@ -26,13 +26,14 @@ from tqdm.auto import tqdm
 from peftlab.config import Config, GenerationConfig
 from peftlab.errors import UserError
 from peftlab.runs.directory import RunDir, training_run
-from peftlab.stages.continuous import (
-    ContinuousDecoder, continuous_applies, end_tokens, has_finished, left_padded_positions,
-)
+from peftlab.stages.continuous import ContinuousDecoder, continuous_applies, end_tokens, has_finished
+from peftlab.stages.kv_rows import left_padded_positions
 
 # Not ``predictions.jsonl.partial``: that is the temporary name ``write_jsonl`` renames into place.
 RESUME_FILE = "predictions.unfinished.jsonl"
-_FORMAT = 2  # 2: greedy and sampled candidates from continuous batching (stages/continuous.py)
+# 2: greedy and sampled candidates from continuous batching (stages/continuous.py); 3: with a shared prefix,
+# chunked prefill and prompt lookup (same tokens up to floating-point summation order)
+_FORMAT = 3
 
 
 def generation_kwargs(config: GenerationConfig, tokenizer) -> dict:
