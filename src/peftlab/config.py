@@ -215,12 +215,14 @@ class GenerationConfig(_Section):
     ``drop_finished: false``)."""
     slots: int = Field(64, ge=1)
     """Sequences decoded together by continuous batching (with ``k`` samples, ``slots // k`` prompts at a time,
-    at least one). On a CPU a decoding step's matrix products run 2.5x faster per row at 64 rows than at 16
-    (bench/results/generation-bound.md); each slot holds one sequence's key/value cache."""
+    at least one). A decoding step reads every weight whatever its rows, so on a CPU a row costs less the more
+    rows share the step (Qwen2.5-Coder-0.5B, 2 cores: ~12 ms at 48 rows, ~21 at 16); each slot holds one
+    sequence's key/value cache."""
     lookup_tokens: int = Field(8, ge=0)
-    """Prompt-lookup decoding in continuous batching: while few sequences run, each also feeds up to this many
-    tokens guessed from its own earlier tokens, and keeps those the model itself chooses (so the same
-    candidates; peftlab/stages/lookup.py). 0: off."""
+    """Prompt-lookup decoding in continuous batching: each sequence also feeds up to this many tokens guessed
+    from its own earlier tokens, and keeps those the model itself chooses (so the same candidates); how many
+    are fed is priced each step from the run's rate of taken guesses and the rows running
+    (peftlab/stages/continuous.py, peftlab/stages/lookup.py). 0: off."""
     sort_by_length: bool = True
     """Batch prompts longest first (less padding computed) instead of in file order."""
     share_prefill: bool = True
