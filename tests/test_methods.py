@@ -50,11 +50,13 @@ TINY_LEARNING_RATES = {
     "oft": (3e-2, 0.02),  # 6.67 -> 6.41 (-3.9%)
 }
 STEPS = 8
-RELOAD_TOLERANCE = {"pissa": 1e-4, "olora": 1e-4}
+RELOAD_TOLERANCE = {"pissa": 1e-4, "olora": 1e-4, "adalora": 1e-5}
 """Largest logit difference allowed between the trained model and its saved adapter on the plain base; every
 other method reloads bit for bit. PiSSA and OLoRA train on a residual base and save the difference to their
 initial adapter as a plain LoRA of rank 2r (``W + s·(BA - B0A0)`` vs ``W_res + s·BA``): equal up to float
-rounding (observed 1.4e-6)."""
+rounding (observed 1.4e-6). AdaLoRA reloaded bit for bit on the machine this test was written on and differs
+by 9.5e-7 on an AMD EPYC (also at the commit before 2026-12-06's changes): float rounding of the same
+weights, whose cause (kernel choice for the in-memory and the loaded tensors) is not pinned down."""
 MERGE_TOLERANCE = 1e-4
 """Largest logit difference between a merged model (``merge_and_unload``, as ``peftlab export --merge``) and
 the unmerged adapter (logits of std ~1): merging re-associates the same float sums (observed 1e-6 to 3e-5,

@@ -17,6 +17,7 @@ the seventh significant digit (train 5.998567342758179 -> 5.9985668659210205, ev
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -51,6 +52,15 @@ def _study(tiny_model_dir, tiny_data_dir, out: Path) -> dict:
             "execution": {"workers": 1},
         },
     }
+
+
+def _same_value(now, recorded) -> bool:
+    """Equal, or for losses (floats) equal to float32 rounding: the golden was recorded on one CPU, and another
+    CPU's kernels round QLoRA's 4-bit matmuls differently (observed: eval loss 5.95635461807251 vs
+    5.956353664398193 on an AMD EPYC, the same on the commit before any change). Predictions stay exact."""
+    if isinstance(recorded, float) and isinstance(now, float):
+        return math.isclose(now, recorded, rel_tol=1e-5)
+    return now == recorded
 
 
 def _is_run_measure(key: str) -> bool:
@@ -89,7 +99,7 @@ def test_fixture_study_gives_the_recorded_predictions_and_scores(tiny_model_dir,
         assert cells[key]["predictions"] == recorded["predictions"], key
         now = cells[key]["metrics"]
         differing = {k: (v, now.get(k)) for k, v in recorded["metrics"].items()
-                     if not _is_run_measure(k) and now.get(k) != v}
+                     if not _is_run_measure(k) and not _same_value(now.get(k), v)}
         assert not differing, f"{key}: {differing}"
 
 

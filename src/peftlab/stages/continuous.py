@@ -22,7 +22,8 @@ The loop, one device, one model (a PEFT model with its adapter applied, unmerged
    position is taken in order while it equals the guess, so a step yields one to ``lookup_tokens + 1``
    tokens, each the very token (and, when sampling, the very draw from the same generator) that one-token
    steps give. Rejected guesses' columns are masked. How many positions are fed is priced: the j-th
-   guessed position yields a token with probability q^j (q: the run's observed rate of taken guesses) and
+   guessed position yields a token with probability ~q^j (q: the run's tokens taken per guessed position
+   paid for, rows without a guess included) and
    costs one row in a step that costs ``FLOOR_ROWS + n`` rows for ``n`` tokens, so it is fed while
    q^j > n / (FLOOR_ROWS + n): many guesses while few rows run or guesses are good (a repair copying its
    buggy function), none in a full batch of code whose guesses fail.
@@ -124,9 +125,10 @@ class ContinuousDecoder:
         self.warpers = _warpers(model, config) if config.do_sample else None
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.shared, self.prefix = 0, None
-        self.counts = {"steps": 0, "guessed": 0, "tested": 0, "accepted": 0}
-        """What prompt lookup did in the last ``run``: decoding steps, guessed tokens fed, guesses whose turn
-        came (those before the first miss, and the miss), guesses taken."""
+        self.counts = {"steps": 0, "guessed": 0, "paid": 0, "tested": 0, "accepted": 0}
+        """What prompt lookup did in the last ``run``: decoding steps, guessed tokens fed, positions paid for
+        beyond each row's newest token, guesses whose turn came (those before the first miss, and the miss),
+        guesses taken."""
 
     def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         # temperature, top-k and top-p read only the scores: one call for every row and position (top-p
@@ -247,13 +249,16 @@ class ContinuousDecoder:
             mask[row, mask.shape[1] - width + len(tokens):] = 0
         self.counts["steps"] += 1
         self.counts["guessed"] += sum(len(guess) for guess in guesses)
+        self.counts["paid"] += len(running) * (width - 1)
         self.counts["accepted"] += sum(len(tokens) - 1 for tokens in taken)
         self.counts["tested"] += sum(min(len(tokens), len(guess)) for tokens, guess in zip(taken, guesses))
         return output.past_key_values, mask, taken
 
     def _guess_length(self, rows: int) -> int:
         """Guessed positions worth feeding each of ``rows`` sequences this step (module docstring, step 2)."""
-        taken_rate = (self.counts["accepted"] + 1) / (self.counts["tested"] + 2)  # 1/2 before any evidence
+        # tokens taken per guessed position paid for, counting the positions of rows that had no guess or a
+        # shorter one (every row pays the step's width): an unconditional rate, so q^j prices deep positions low
+        taken_rate = (self.counts["accepted"] + 1) / (self.counts["paid"] + 2)  # 1/2 before any evidence
         worth = rows / (FLOOR_ROWS + rows)
         length = 0
         while length < self.config.lookup_tokens and taken_rate ** (length + 1) > worth:
