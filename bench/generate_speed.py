@@ -3,6 +3,7 @@ continuous batching, exact (float32) and with the int8 engine — same model, sa
 
     python bench/generate_speed.py                                   # Qwen2.5-Coder-0.5B on MBPP, chat prompts
     python bench/generate_speed.py --problems 48 --sample-problems 8 --settings greedy sample-k10
+    python bench/generate_speed.py --adapter RUN/adapter --settings greedy     # a trained PEFT adapter on top
 
 * ``batched``: whole batches of ``--batch-size`` prompts (longest first, shared prefill), each running until
   its longest answer ends, greedy rows dropped every 32 tokens (``generate_candidates(continuous=False)``).
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--with-no-lookup", action="store_true",
                         help="also time the exact engine without prompt lookup")
+    parser.add_argument("--adapter", help="a trained PEFT adapter directory applied to the model (unmerged)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
@@ -85,10 +87,17 @@ def main() -> None:
     from peftlab.runs.directory import package_versions
     from peftlab.stages.generate import generate_candidates
 
+    def model():
+        if args.adapter is None:
+            return load_model(args.model)
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(load_model(args.model), args.adapter)
+
     task, tokenizer, problems, prompts = _task_and_prompts(args)
-    exact = load_model(args.model)
+    exact = model()
     models = {"batched": exact, "continuous": exact, "continuous-no-lookup": exact,
-              "continuous-int8": int8_for_generation(load_model(args.model))}
+              "continuous-int8": int8_for_generation(model())}
     environment = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
                    "torch_threads": __import__("torch").get_num_threads(), "load_average_before": os.getloadavg()}
     rows = []
@@ -133,14 +142,19 @@ def main() -> None:
     environment["load_average_after"] = os.getloadavg()
     settings = {key: getattr(args, key) for key in ("model", "task", "problems", "sample_problems", "max_new_tokens",
                                                    "batch_size", "sample_batch_size", "slots", "repeats",
-                                                   "with_no_lookup")}
+                                                   "with_no_lookup", "adapter")}
+    if args.adapter:
+        settings["adapter_type"] = json.loads((Path(args.adapter) / "adapter_config.json").read_text())["peft_type"]
     report = {"settings": settings, "environment": environment, "packages": package_versions(), "results": rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"generate-speed-{args.model}-{args.task}"
+    if args.adapter:
+        stem += "-" + settings["adapter_type"].lower().replace("_", "-")
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
-        f"# Generation speed: {args.model}, {args.task} (chat prompts)",
+        f"# Generation speed: {args.model}, {args.task} (chat prompts)"
+        + (f", with the {settings['adapter_type']} adapter `{args.adapter}`" if args.adapter else ""),
         "",
         f"`python bench/generate_speed.py {' '.join(sys.argv[1:])}`: max {args.max_new_tokens} new tokens, the "
         f"task's stop strings, {args.repeats} repeat(s) alternating, median wall time; "

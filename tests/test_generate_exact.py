@@ -175,3 +175,49 @@ def test_a_sampled_guess_is_taken_when_the_draw_equals_it(setup):
         assert taken == one_at_a_time
         assert taken[:-1] == guess[:len(taken) - 1]
     assert len(decoder._verify(logits, [_Sequence(0, 0, [], torch.Generator().manual_seed(0))], [guess])[0]) > 1
+
+
+@pytest.fixture(scope="module", params=["prompt-tuning", "prefix-tuning"])
+def virtual_tokens_model(request, tiny_model_dir, setup):
+    """A randomly initialised prompt- or prefix-tuning adapter on the tiny model (its virtual tokens really
+    change what the model writes)."""
+    import torch
+
+    from peftlab.methods import get_method
+    from peftlab.models.loading import load_model
+
+    torch.manual_seed(0)
+    config = load_config(None, [f"method.name={request.param}", "method.num_virtual_tokens=5"])
+    model = get_method(config.method).apply(load_model(str(tiny_model_dir))).eval()
+    if request.param == "prefix-tuning":  # PEFT starts the prefix at N(0, 1)-ish values; make them matter
+        with torch.no_grad():
+            for parameter in model.prompt_encoder.parameters():
+                parameter.mul_(4.0)
+    return request.param, model
+
+
+@pytest.mark.parametrize("common_start", [False, True], ids=["virtual-only-prefix", "with-shared-tokens"])
+@pytest.mark.parametrize("slots", [2, 64])
+def test_prompt_and_prefix_tuning_are_decoded_continuously_with_the_batched_paths_candidates(
+        setup, virtual_tokens_model, slots, common_start):
+    """Virtual tokens become the front of the shared prefix: every greedy candidate is the batched path's
+    (``generate`` through PEFT, left-padded batches of 3), and differs from the base model's."""
+    from peftlab.stages.continuous import continuous_applies
+
+    base_model, tokenizer, prompts = setup
+    name, model = virtual_tokens_model
+    if common_start:
+        prompts = ["You are a careful programmer. Answer with code only.\n" + prompt for prompt in prompts]
+    else:  # no two prompts begin alike: the shared prefix is the virtual tokens alone
+        prompts = [f"{'ABCDEFGHIJ'[index]}: {prompt}" for index, prompt in enumerate(prompts)]
+    base = {"max_new_tokens": 12, "batch_size": 3, "stop": [], "k": 1}
+    assert continuous_applies(model, GenerationConfig(**base))
+    batched = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, drop_finished=False),
+                                  progress=False)
+    decoder, continuous = _decode_directly(model, tokenizer, prompts, GenerationConfig(**base, slots=slots))
+    assert decoder.virtual == 5 and decoder.prefix is not None
+    assert decoder.shared >= 8 if common_start else decoder.shared == 0
+    assert continuous == batched, name
+    untuned = generate_candidates(base_model, tokenizer, prompts, GenerationConfig(**base), progress=False)
+    assert untuned != batched  # the virtual tokens are really read
+    assert len({c for group in batched for c in group}) > 3

@@ -33,9 +33,13 @@ The loop, one device, one model (a PEFT model with its adapter applied, unmerged
 
 Greedy candidates are those of the batched path up to floating-point summation order: a prompt's logits
 are computed in another batch, with other padding and other step widths (the batched path itself differs
-between batch sizes in the same way; bench/generate_speed.py counts identical candidates). Beam search and
-methods that prepend virtual tokens (prompt and prefix tuning) use the batched path
-(:mod:`peftlab.stages.generate`).
+between batch sizes in the same way; bench/generate_speed.py counts identical candidates). Beam search uses
+the batched path (:mod:`peftlab.stages.generate`).
+
+Prompt and prefix tuning (virtual tokens in front of every input) are decoded here too: their virtual tokens
+are the start of the shared prefix. Prompt tuning's trained embeddings are read through the frozen model once
+(prefix tuning's trained keys and values are already a cache), the prompts' common tokens are read after them,
+and every position counts the virtual tokens, as in training.
 """
 
 from __future__ import annotations
@@ -80,13 +84,24 @@ def has_finished(tokens: list[int], text: str, ends: set[int], stops: list[str])
     return any(token in ends for token in tokens) or any(stop in text for stop in stops)
 
 
+VIRTUAL_TOKEN_TYPES = ("PROMPT_TUNING", "PREFIX_TUNING")
+"""PEFT prompt-learning types this loop decodes: trained input embeddings, or a trained key/value prefix."""
+
+
+def _prompt_learning(model):
+    """The active PEFT config when ``model`` prepends virtual tokens, else ``None``."""
+    peft_config = getattr(model, "active_peft_config", None)
+    return peft_config if getattr(peft_config, "is_prompt_learning", False) else None
+
+
 def continuous_applies(model, config: GenerationConfig) -> bool:
     """Whether this loop decodes ``model`` with ``config``: ``generation.drop_finished`` on, greedy or
-    sampling (no beams), no virtual tokens, and no logits processor from the model's generation config
-    (which ``generate`` would apply and this loop does not)."""
+    sampling (no beams), no virtual tokens but prompt or prefix tuning's, and no logits processor from the
+    model's generation config (which ``generate`` would apply and this loop does not)."""
     if not config.drop_finished or (not config.do_sample and config.num_beams > 1):
         return False
-    if getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False):
+    virtual = _prompt_learning(model)
+    if virtual is not None and virtual.peft_type not in VIRTUAL_TOKEN_TYPES:
         return False
     settings = getattr(model, "generation_config", None)
     return all(getattr(settings, name, None) in allowed for name, allowed in PLAIN_DEFAULTS.items())
@@ -124,6 +139,13 @@ class ContinuousDecoder:
         self.slots = max(self.copies, config.slots // self.copies * self.copies)
         self.warpers = _warpers(model, config) if config.do_sample else None
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        virtual = _prompt_learning(model)
+        self.virtual_type = getattr(virtual.peft_type, "value", virtual.peft_type) if virtual is not None else None
+        self.virtual = virtual.num_virtual_tokens if virtual is not None else 0
+        """Positions in front of every prompt that are not its tokens (prompt or prefix tuning)."""
+        # PEFT adds the virtual tokens only inside its own forward and generate; the frozen model they wrap
+        # reads them here as a cache in front of every row
+        self.forward_model = model.get_base_model() if virtual is not None else model
         self.shared, self.prefix = 0, None
         self.counts = {"steps": 0, "guessed": 0, "paid": 0, "tested": 0, "accepted": 0}
         """What prompt lookup did in the last ``run``: decoding steps, guessed tokens fed, positions paid for
@@ -171,17 +193,32 @@ class ContinuousDecoder:
     def _read_prefix(self, ids: dict[int, list[int]]) -> None:
         """Prefill the token prefix every prompt of this run shares (the chat template's system turn and the
         task's instruction: a quarter of an MBPP prompt) once; admissions then read only what follows it.
-        Every prompt keeps at least one token of its own, whose logits choose its first new token."""
+        Every prompt keeps at least one token of its own, whose logits choose its first new token. Prompt or
+        prefix tuning's virtual tokens come first in this prefix, even when the prompts share no tokens."""
         rows = list(ids.values())
         shared = min(len(row) for row in rows) - 1 if rows else 0
         first = rows[0] if rows else []
         for row in rows[1:]:
             shared = next((at for at in range(shared) if row[at] != first[at]), shared)
         self.shared, self.prefix = 0, None
-        if shared >= MIN_SHARED_PREFIX:
-            output = self.model(input_ids=torch.tensor([first[:shared]], device=self.model.device), use_cache=True,
-                                logits_to_keep=1)
-            self.shared, self.prefix = shared, layers(output.past_key_values)
+        shared = shared if shared >= MIN_SHARED_PREFIX else 0
+        if shared == 0 and not self.virtual:
+            return
+        tokens = torch.tensor([first[:shared]], dtype=torch.long, device=self.model.device)
+        past, inputs = None, {"input_ids": tokens}
+        if self.virtual_type == "PROMPT_TUNING":  # trained embeddings, then the shared tokens' own
+            embeddings = self.forward_model.get_input_embeddings()(tokens)
+            virtual = self.model.get_prompt(batch_size=1).to(embeddings.dtype)
+            inputs = {"inputs_embeds": torch.cat([virtual, embeddings], dim=1)}
+        elif self.virtual_type == "PREFIX_TUNING":  # trained keys and values: a cache already
+            past = self.model.get_prompt(batch_size=1)
+            if shared == 0:
+                self.prefix = layers(past)
+                return
+            inputs |= {"attention_mask": torch.ones((1, self.virtual + shared), dtype=torch.long, device=tokens.device),
+                       "position_ids": self.virtual + torch.arange(shared, device=tokens.device)[None]}
+        output = self.forward_model(**inputs, past_key_values=past, use_cache=True, logits_to_keep=1)
+        self.shared, self.prefix = shared, layers(output.past_key_values)
 
     def _prefill(self, ids: dict[int, list[int]], indices: list[int]):
         """Read the admitted prompts' own tokens after the shared prefix's cache: each row's cache is
@@ -192,13 +229,13 @@ class ContinuousDecoder:
         device = self.model.device
         input_ids = torch.tensor([[self.pad] * (width - len(tokens)) + tokens for tokens in own], device=device)
         mask = torch.tensor([[0] * (width - len(tokens)) + [1] * len(tokens) for tokens in own], device=device)
-        positions = left_padded_positions(mask) + self.shared
+        positions = left_padded_positions(mask) + self.virtual + self.shared
         past = None
         if self.prefix is not None:
             past = repeated(self.prefix, len(indices))
-            mask = torch.cat([mask.new_ones((len(indices), self.shared)), mask], dim=1)
-        output = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=past,
-                            use_cache=True, logits_to_keep=1)
+            mask = torch.cat([mask.new_ones((len(indices), self.virtual + self.shared)), mask], dim=1)
+        output = self.forward_model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                    past_key_values=past, use_cache=True, logits_to_keep=1)
         cache, logits = output.past_key_values, output.logits[:, -1, :]
         if self.copies > 1:
             cache.batch_repeat_interleave(self.copies)
@@ -239,10 +276,12 @@ class ContinuousDecoder:
         # a row with a shorter guess repeats its newest token in the spare positions; none of them is taken
         fed = torch.tensor([[s.tokens[-1]] + g + [s.tokens[-1]] * (width - 1 - len(g))
                             for s, g in zip(running, guesses, strict=True)], device=device)
-        start = torch.tensor([[len(s.prompt_ids) + len(s.tokens) - 1] for s in running], device=device)
+        start = torch.tensor([[self.virtual + len(s.prompt_ids) + len(s.tokens) - 1] for s in running],
+                             device=device)
         mask = torch.cat([mask, mask.new_ones((len(running), width))], dim=1)
-        output = self.model(input_ids=fed, attention_mask=mask, position_ids=start + torch.arange(width, device=device),
-                            past_key_values=cache, use_cache=True)
+        positions = start + torch.arange(width, device=device)
+        output = self.forward_model(input_ids=fed, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                    use_cache=True)
         taken = self._verify(output.logits, running, guesses)
         for row, tokens in enumerate(taken):
             # the columns of the newest token and of the guesses taken stay; the rest are masked for good

@@ -297,7 +297,8 @@ def generate_candidates(
 
     Greedy decoding and sampling use continuous batching (:mod:`peftlab.stages.continuous`; each prompt is
     saved as soon as its candidates are done) wherever it applies, unless ``continuous`` is false (the
-    batched path, kept for beams, prompt/prefix tuning and for comparison in bench/generate_speed.py).
+    batched path, kept for beams, for prompt-learning types other than prompt and prefix tuning, and for
+    comparison in bench/generate_speed.py).
     """
     kwargs = generation_kwargs(config, tokenizer)
     ids = [str(index) for index in range(len(prompts))] if ids is None else [str(item) for item in ids]
