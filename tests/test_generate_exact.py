@@ -221,3 +221,18 @@ def test_prompt_and_prefix_tuning_are_decoded_continuously_with_the_batched_path
     untuned = generate_candidates(base_model, tokenizer, prompts, GenerationConfig(**base), progress=False)
     assert untuned != batched  # the virtual tokens are really read
     assert len({c for group in batched for c in group}) > 3
+
+
+def test_sampling_with_virtual_tokens_does_not_depend_on_the_batch(setup, virtual_tokens_model):
+    """k sampled candidates per prompt through the virtual-token prefix: each candidate's own generator, so the
+    same candidates at 3 slots as at 9, and not the untuned model's (at temperature 0.3: the random tiny model's
+    near-uniform distributions, only nudged by the virtual tokens, would otherwise give the same draws)."""
+    base_model, tokenizer, prompts = setup
+    _, model = virtual_tokens_model
+    base = {"max_new_tokens": 10, "stop": [], "k": 3, "do_sample": True, "temperature": 0.3}
+    three = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, slots=3), progress=False)
+    nine = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, slots=9), progress=False)
+    assert three == nine
+    assert any(len(set(group)) > 1 for group in three)
+    assert generate_candidates(base_model, tokenizer, prompts, GenerationConfig(**base, slots=9),
+                               progress=False) != three
