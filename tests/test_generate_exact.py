@@ -178,7 +178,7 @@ def test_a_sampled_guess_is_taken_when_the_draw_equals_it(setup):
 
 
 @pytest.fixture(scope="module", params=["prompt-tuning", "prefix-tuning"])
-def virtual_tokens_model(request, tiny_model_dir, setup):
+def virtual_tokens_model(request, tiny_model_dir):
     """A randomly initialised prompt- or prefix-tuning adapter on the tiny model (its virtual tokens really
     change what the model writes)."""
     import torch

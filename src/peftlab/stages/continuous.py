@@ -88,7 +88,7 @@ VIRTUAL_TOKEN_TYPES = ("PROMPT_TUNING", "PREFIX_TUNING")
 """PEFT prompt-learning types this loop decodes: trained input embeddings, or a trained key/value prefix."""
 
 
-def _prompt_learning(model):
+def prompt_learning_config(model):
     """The active PEFT config when ``model`` prepends virtual tokens, else ``None``."""
     peft_config = getattr(model, "active_peft_config", None)
     return peft_config if getattr(peft_config, "is_prompt_learning", False) else None
@@ -100,7 +100,7 @@ def continuous_applies(model, config: GenerationConfig) -> bool:
     model's generation config (which ``generate`` would apply and this loop does not)."""
     if not config.drop_finished or (not config.do_sample and config.num_beams > 1):
         return False
-    virtual = _prompt_learning(model)
+    virtual = prompt_learning_config(model)
     if virtual is not None and virtual.peft_type not in VIRTUAL_TOKEN_TYPES:
         return False
     settings = getattr(model, "generation_config", None)
@@ -139,7 +139,7 @@ class ContinuousDecoder:
         self.slots = max(self.copies, config.slots // self.copies * self.copies)
         self.warpers = _warpers(model, config) if config.do_sample else None
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        virtual = _prompt_learning(model)
+        virtual = prompt_learning_config(model)
         self.virtual_type = getattr(virtual.peft_type, "value", virtual.peft_type) if virtual is not None else None
         self.virtual = virtual.num_virtual_tokens if virtual is not None else 0
         """Positions in front of every prompt that are not its tokens (prompt or prefix tuning)."""

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from peftlab.config import Config, GenerationConfig
 from peftlab.errors import UserError
 from peftlab.runs.directory import RunDir, training_run
-from peftlab.stages.continuous import ContinuousDecoder, continuous_applies, end_tokens, has_finished
+from peftlab.stages.continuous import (ContinuousDecoder, continuous_applies, end_tokens, has_finished,
+                                       prompt_learning_config)
 from peftlab.stages.kv_rows import left_padded_positions
 
 # Not ``predictions.jsonl.partial``: that is the temporary name ``write_jsonl`` renames into place.
@@ -164,8 +165,7 @@ def _expansion(config: GenerationConfig) -> int:
 
 def _prepends_virtual_tokens(model) -> bool:
     """PEFT prompt and prefix tuning feed their own virtual tokens or cache: no cache can be handed in."""
-    peft_config = getattr(model, "active_peft_config", None)
-    return bool(getattr(peft_config, "is_prompt_learning", False))
+    return prompt_learning_config(model) is not None
 
 
 def _prefill(model, encoded, copies: int):
