@@ -16,6 +16,7 @@ import warnings
 import torch
 
 from peftlab.errors import UserError
+from peftlab.models.adapters import prompt_learning_config
 
 
 def int8_for_generation(model):
@@ -32,8 +33,7 @@ def int8_for_generation(model):
     if any(type(module).__module__.startswith("bitsandbytes") for module in model.modules()):
         raise UserError("generation.engine=int8 needs a float32 base model; this method's base is already "
                         "4/8-bit (bitsandbytes): use generation.engine=exact")
-    peft_config = getattr(model, "active_peft_config", None)
-    if hasattr(model, "merge_and_unload") and not getattr(peft_config, "is_prompt_learning", False):
+    if hasattr(model, "merge_and_unload") and prompt_learning_config(model) is None:
         model = model.merge_and_unload()  # adapter layers read their weights directly; plain linears quantise
     with warnings.catch_warnings():
         # torch.ao announces its deprecation at every call; the pinned torch keeps it (see the docstring)

@@ -52,6 +52,7 @@ import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from peftlab.config import GenerationConfig
+from peftlab.models.adapters import prompt_learning_config
 from peftlab.stages.kv_rows import join, layers, left_padded_positions, repeated, trim
 from peftlab.stages.lookup import lookup_draft
 
@@ -86,12 +87,6 @@ def has_finished(tokens: list[int], text: str, ends: set[int], stops: list[str])
 
 VIRTUAL_TOKEN_TYPES = ("PROMPT_TUNING", "PREFIX_TUNING")
 """PEFT prompt-learning types this loop decodes: trained input embeddings, or a trained key/value prefix."""
-
-
-def prompt_learning_config(model):
-    """The active PEFT config when ``model`` prepends virtual tokens, else ``None``."""
-    peft_config = getattr(model, "active_peft_config", None)
-    return peft_config if getattr(peft_config, "is_prompt_learning", False) else None
 
 
 def continuous_applies(model, config: GenerationConfig) -> bool:

@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from peftlab.config import Config, GenerationConfig
 from peftlab.errors import UserError
 from peftlab.runs.directory import RunDir, training_run
-from peftlab.stages.continuous import (ContinuousDecoder, continuous_applies, end_tokens, has_finished,
-                                       prompt_learning_config)
+from peftlab.models.adapters import prompt_learning_config
+from peftlab.stages.continuous import ContinuousDecoder, continuous_applies, end_tokens, has_finished
 from peftlab.stages.kv_rows import left_padded_positions
 
 # Not ``predictions.jsonl.partial``: that is the temporary name ``write_jsonl`` renames into place.
