@@ -6,10 +6,11 @@ continuous batching, exact (float32) and with the int8 engine — same model, sa
     python bench/generate_speed.py --adapter RUN/adapter --settings greedy     # a trained PEFT adapter on top
 
 * ``batched``: whole batches of ``--batch-size`` prompts (longest first, shared prefill), each running until
-  its longest answer ends, greedy rows dropped every 32 tokens (``generate_candidates(continuous=False)``).
+  its longest answer ends, greedy rows dropped every 32 tokens (``generate_candidates(continuous=False)``),
+  torch's own matrix products (``generation.cpu_matmul=torch``): generation as it was before issue 27.
 * ``continuous``: finished sequences leave, waiting prompts take their places (the default since issue 27),
   ``generation.slots`` sequences at a time, the prompts' shared prefix read once, prompt-lookup guesses where
-  they pay (stages/continuous.py), float32 — the exact engine.
+  they pay (stages/continuous.py), float32 through oneDNN (models/onednn.py) — the exact engine.
 * ``continuous-int8``: the same with ``generation.engine=int8``.
 
 Greedy: the share of candidates identical to the batched path's, and for the int8 engine pass@1 (MBPP's
@@ -35,8 +36,11 @@ SETTINGS = {
     "sample-k10": {"k": 10, "do_sample": True, "temperature": 0.8, "top_p": 0.95},
 }
 VARIANTS = ("batched", "continuous", "continuous-int8")
-OPTIONAL = ("continuous-no-lookup",)
-"""``--with-no-lookup``: the exact engine with ``generation.lookup_tokens=0``, to see what prompt lookup gives."""
+BASELINE = {"cpu_matmul": "torch"}
+"""The batched path's settings: today's path before issue 27 multiplied with torch's own ``linear``."""
+OPTIONAL = {"continuous-no-lookup": {"lookup_tokens": 0}, "continuous-torch-matmul": {"cpu_matmul": "torch"}}
+"""``--with-no-lookup`` / ``--with-torch-matmul``: the exact engine without prompt lookup, or multiplying with
+torch's ``linear`` instead of oneDNN's, to see what each gives."""
 
 
 def _task_and_prompts(args):
@@ -74,6 +78,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--with-no-lookup", action="store_true",
                         help="also time the exact engine without prompt lookup")
+    parser.add_argument("--with-torch-matmul", action="store_true",
+                        help="also time the exact engine with torch's own matrix products instead of oneDNN's")
     parser.add_argument("--adapter", help="a trained PEFT adapter directory applied to the model (unmerged)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -96,8 +102,8 @@ def main() -> None:
 
     task, tokenizer, problems, prompts = _task_and_prompts(args)
     exact = model()
-    models = {"batched": exact, "continuous": exact, "continuous-no-lookup": exact,
-              "continuous-int8": int8_for_generation(model())}
+    models = {name: exact for name in ("batched", "continuous", *OPTIONAL)} | {
+        "continuous-int8": int8_for_generation(model())}
     environment = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
                    "torch_threads": __import__("torch").get_num_threads(), "load_average_before": os.getloadavg()}
     rows = []
@@ -106,13 +112,14 @@ def main() -> None:
         batch = args.batch_size if setting == "greedy" else args.sample_batch_size
         generation = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=batch, slots=args.slots,
                                       stop=task.stop, **SETTINGS[setting])
-        variants = VARIANTS + (OPTIONAL if args.with_no_lookup else ())
+        chosen = {"continuous-no-lookup": args.with_no_lookup, "continuous-torch-matmul": args.with_torch_matmul}
+        variants = VARIANTS + tuple(name for name in OPTIONAL if chosen[name])
         times: dict[str, list[float]] = {name: [] for name in variants}
         outputs: dict[str, list] = {}
         for repeat in range(args.repeats):
             for name in (variants if repeat % 2 == 0 else variants[::-1]):
                 started = time.perf_counter()
-                settings = generation.model_copy(update={"lookup_tokens": 0}) if name in OPTIONAL else generation
+                settings = generation.model_copy(update=OPTIONAL.get(name, BASELINE if name == "batched" else {}))
                 outputs[name] = generate_candidates(models[name], tokenizer, prompts[:count], settings, progress=False,
                                                     postprocess=task.postprocess, continuous=name != "batched")
                 times[name].append(time.perf_counter() - started)
@@ -142,7 +149,7 @@ def main() -> None:
     environment["load_average_after"] = os.getloadavg()
     settings = {key: getattr(args, key) for key in ("model", "task", "problems", "sample_problems", "max_new_tokens",
                                                    "batch_size", "sample_batch_size", "slots", "repeats",
-                                                   "with_no_lookup", "adapter")}
+                                                   "with_no_lookup", "with_torch_matmul", "adapter")}
     if args.adapter:
         settings["adapter_type"] = json.loads((Path(args.adapter) / "adapter_config.json").read_text())["peft_type"]
     report = {"settings": settings, "environment": environment, "packages": package_versions(), "results": rows}
@@ -161,7 +168,8 @@ def main() -> None:
         f"{environment['cpus']} CPUs, load average before/after {environment['load_average_before'][0]:.2f} / "
         f"{environment['load_average_after'][0]:.2f}.",
         "",
-        f"Batched: whole batches of `batch` prompts (x k); continuous: {args.slots} slots.",
+        f"Batched: whole batches of `batch` prompts (x k), torch's matrix products (generation before issue 27); "
+        f"continuous: {args.slots} slots, oneDNN's float32 products (the exact engine's default).",
         "",
         "| setting | prompts × k | batch | batched cand/s | continuous cand/s (×) | continuous-int8 cand/s (×) | "
         "continuous = batched | int8 = exact |",
@@ -174,12 +182,15 @@ def main() -> None:
             f"(**{row['continuous']['speedup']:.2f}×**) | {row['continuous-int8']['candidates_per_s']:.3f} "
             f"(**{row['continuous-int8']['speedup']:.2f}×**) | {row['continuous']['identical_to_batched']}/"
             f"{row['candidates']} | {row['int8_identical_to_exact']}/{row['candidates']} |")
+    without = {"continuous-no-lookup": "without prompt lookup", "continuous-torch-matmul": "with torch's matmul"}
     for row in rows:
-        if OPTIONAL[0] in row:
-            plain = row[OPTIONAL[0]]
+        for name, what in without.items():
+            if name not in row:
+                continue
+            plain = row[name]
             gain = row["continuous"]["candidates_per_s"] / plain["candidates_per_s"]
-            lines += ["", f"{row['setting']}, the exact engine without prompt lookup: {plain['candidates_per_s']:.3f} "
-                      f"cand/s ({plain['speedup']:.2f}×); with it {gain:.2f}× that; candidates identical to batched "
+            lines += ["", f"{row['setting']}, the exact engine {what}: {plain['candidates_per_s']:.3f} cand/s "
+                      f"({plain['speedup']:.2f}×); the default {gain:.2f}× that; candidates identical to batched "
                       f"{plain['identical_to_batched']}/{row['candidates']}."]
     for row in rows:
         if "pass_at_1" in row:

@@ -41,7 +41,7 @@ def test_an_added_option_at_its_default_keeps_hashes_and_old_runs(tmp_path):
     config = load_config(None, ["method.name=lora"])
     dumped = config.model_dump(mode="json")
     assert dumped["generation"]["engine"] == "exact"
-    added = {"engine", "slots", "lookup_tokens"}  # generation options added after cells were first hashed
+    added = {"engine", "slots", "lookup_tokens", "cpu_matmul"}  # generation options added after cells were hashed
     before = {**dumped, "generation": {k: v for k, v in dumped["generation"].items() if k not in added}}
     assert config_differences(before, dumped) == []  # a run written before the option resumes
     int8 = load_config(None, ["method.name=lora", "generation.engine=int8"])
@@ -50,6 +50,8 @@ def test_an_added_option_at_its_default_keeps_hashes_and_old_runs(tmp_path):
     assert config_differences(before, wide.model_dump(mode="json")) == ["generation.slots: None -> 16"]
     assert config_hash(wide) != config_hash(config)
     assert config_hash(int8) != config_hash(config)
+    mkl = load_config(None, ["method.name=lora", "generation.cpu_matmul=torch"])
+    assert config_differences(before, mkl.model_dump(mode="json")) == ["generation.cpu_matmul: None -> 'torch'"]
     # the hash of a default-engine cell is the hash of its config as written before the option existed
     import hashlib
     import json

@@ -119,7 +119,7 @@ def _decode_directly(model, tokenizer, prompts, config):
     return decoder, [out[index] for index in range(len(prompts))]
 
 
-@pytest.mark.parametrize("slots", [2, 64])
+@pytest.mark.parametrize("slots", [1, 64])
 def test_a_shared_prompt_prefix_read_once_and_prompt_lookup_give_the_same_greedy_candidates(setup, slots):
     """Prompts that begin alike (a chat template's system turn) share one prefill; prompt-lookup guesses
     are fed and some are taken; every candidate is still the whole-batch path's."""
@@ -130,7 +130,7 @@ def test_a_shared_prompt_prefix_read_once_and_prompt_lookup_give_the_same_greedy
                                 progress=False)
     decoder, fast = _decode_directly(model, tokenizer, prompts, GenerationConfig(**base, slots=slots))
     assert decoder.shared >= 8, "the common prefix was read once"
-    if slots == 2:  # few rows: guesses are cheap, so they are fed (at 7 rows this model's miss soon stop them)
+    if slots == 1:  # one row: guesses are cheap, so they are fed (at 7 rows this model's misses soon stop them)
         assert decoder.counts["accepted"] > 0, "prompt lookup took some guesses"
         assert decoder.counts["accepted"] < decoder.counts["tested"], "and rejected others"
     assert fast == plain
@@ -167,9 +167,9 @@ def test_a_sampled_guess_is_taken_when_the_draw_equals_it(setup):
         sequence = _Sequence(0, 0, [], torch.Generator().manual_seed(seed))
         taken = decoder._verify(logits, [sequence], [guess])[0]
         one_at_a_time, generator = [], torch.Generator().manual_seed(seed)
-        for position in range(len(guess) + 1):
-            probabilities = torch.softmax(logits[0, position], dim=-1)
-            one_at_a_time.append(int(torch.multinomial(probabilities, 1, generator=generator)))
+        for position in range(len(guess) + 1):  # one-token steps: one draw each from the row's generator
+            support = decoder.sampler.supports(logits[0, position:position + 1])[0]
+            one_at_a_time.append(decoder.sampler.draw(support, generator))
             if position == len(guess) or one_at_a_time[-1] != guess[position]:
                 break
         assert taken == one_at_a_time

@@ -122,7 +122,7 @@ LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
 # these defaults they are left out of a cell's hash and count as no difference against a config written before
 # them, so existing studies keep their cells and existing runs resume.
 ADDED_DEFAULTS: dict[str, dict[str, Any]] = {
-    "generation": {"engine": "exact", "slots": 64, "lookup_tokens": 8},
+    "generation": {"engine": "exact", "slots": 64, "lookup_tokens": 8, "cpu_matmul": "onednn"},
 }
 
 
@@ -216,7 +216,7 @@ class GenerationConfig(_Section):
     slots: int = Field(64, ge=1)
     """Sequences decoded together by continuous batching (with ``k`` samples, ``slots // k`` prompts at a time,
     at least one). A decoding step reads every weight whatever its rows, so on a CPU a row costs less the more
-    rows share the step (Qwen2.5-Coder-0.5B, 2 cores: ~12 ms at 48 rows, ~21 at 16); each slot holds one
+    rows share the step (Qwen2.5-Coder-0.5B, 2 cores, oneDNN: ~7 ms at 48 rows, ~11 at 16); each slot holds one
     sequence's key/value cache."""
     lookup_tokens: int = Field(8, ge=0)
     """Prompt-lookup decoding in continuous batching: each sequence also feeds up to this many tokens guessed
@@ -243,6 +243,12 @@ class GenerationConfig(_Section):
     int8 weights with dynamically quantised activations for generation (``torch.ao`` dynamic quantisation,
     CPU only): 2–4× faster matrix products on this CPU, candidates that can differ from the exact engine's —
     the report compares the two where a study runs both (docs/report.md, "Engines")."""
+    cpu_matmul: Literal["onednn", "torch"] = "onednn"
+    """How float32 linear layers multiply on a CPU while generating. ``onednn``: oneDNN's inner product, which
+    ships in torch (1.1× faster for a prompt's prefill, 1.6–2.7× for the few rows of a decoding step, here);
+    ``torch``: torch's own ``linear`` (MKL's sgemm on x86), generation's path before. Both are float32 and
+    differ only in the order they add products, as batch sizes already do: greedy candidates stay the same
+    (peftlab/models/onednn.py). Training always uses torch's."""
 
 
 class ExecutionConfig(_Section):

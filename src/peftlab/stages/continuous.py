@@ -2,9 +2,10 @@
 prompts take their place, so the batch stays full.
 
 Why: on a CPU, throughput is set by how many sequences a decoding step carries. A step reads every weight
-once whatever the rows: Qwen2.5-Coder-0.5B on 2 cores takes ~270 ms for 1–4 rows and ~570 ms for 48
-(12 ms a row). With ``generate``, a batch runs until its longest answer ends: MBPP answers of 8–84 tokens in
-one batch of 16 kept on average fewer than 8 rows busy per step (bench/results/generate-speed-*).
+once whatever the rows: Qwen2.5-Coder-0.5B on 2 cores takes ~100 ms for one row and ~340 ms for 48 (7 ms
+a row; float32 through oneDNN, :mod:`peftlab.models.onednn`). With ``generate``, a batch runs until its
+longest answer ends: MBPP answers of 8–84 tokens in one batch of 16 kept on average fewer than 8 rows busy
+per step (bench/results/generate-speed-*).
 
 The loop, one device, one model (a PEFT model with its adapter applied, unmerged, is just a model here):
 
@@ -15,9 +16,10 @@ The loop, one device, one model (a PEFT model with its adapter applied, unmerged
    tokens (prompts of like length together, so little padding is computed); their key/value caches are
    repeated once per candidate and joined to the running cache (:mod:`peftlab.stages.kv_rows`).
 2. *Step*: every running sequence gets at least one token: argmax (greedy) or a draw from the
-   temperature/top-p distribution with that candidate's own random generator, seeded with ``seed + prompt
-   index × k + candidate``, so a candidate does not depend on which other prompts shared its batch, and an
-   interrupted run resumes with exactly the candidates an uninterrupted one gets. Each row may also feed
+   temperature/top-k/top-p distribution, over the few tokens it keeps (:mod:`peftlab.stages.sampling`),
+   with that candidate's own random generator, seeded with ``seed + prompt index × k + candidate``, so a
+   candidate does not depend on which other prompts shared its batch, and an interrupted run resumes with
+   exactly the candidates an uninterrupted one gets. Each row may also feed
    up to ``lookup_tokens`` guessed tokens (:mod:`peftlab.stages.lookup`); the model's choice at each fed
    position is taken in order while it equals the guess, so a step yields one to ``lookup_tokens + 1``
    tokens, each the very token (and, when sampling, the very draw from the same generator) that one-token
@@ -49,22 +51,26 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
-from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
-
 from peftlab.config import GenerationConfig
 from peftlab.models.adapters import prompt_learning_config
 from peftlab.stages.kv_rows import join, layers, left_padded_positions, repeated, trim
 from peftlab.stages.lookup import lookup_draft
+from peftlab.stages.sampling import Sampler
 
 ADMIT_SHARE = 4
 """Admit waiting prompts once 1/ADMIT_SHARE of the slots is free: one prefill for several prompts."""
-PREFILL_TOKENS = 2048
-"""Padded prompt tokens per prefill pass: large enough to run at the matrix products' full speed, small
-enough that prompts of unlike length are not padded to each other."""
-FLOOR_ROWS = 36
+PREFILL_TOKENS = 1024
+"""Padded prompt tokens per prefill pass: enough rows for the matrix products' full speed (oneDNN reaches it
+from ~250 rows here), few enough that prompts of unlike length are not padded to each other."""
+FLOOR_ROWS = {"onednn": 20, "torch": 36}
 """A decoding step over ``n`` token rows costs about ``FLOOR_ROWS + n`` row-costs: reading the weights
-costs as much as 36 rows' arithmetic (Qwen2.5-Coder-0.5B on 2 cores: ~250 ms a step plus ~7 ms a row).
-Prompt lookup uses it to price a guessed position against the tokens it may yield."""
+costs as much as this many rows' arithmetic (Qwen2.5-Coder-0.5B on 2 cores, by ``generation.cpu_matmul``:
+~100 ms a step plus ~5 ms a row through oneDNN, ~250 ms plus ~7 ms through torch's MKL). Prompt lookup uses
+it to price a guessed position against the tokens it may yield."""
+PASS_PADDING = 0.1
+"""A prompt joins a prefill pass only if padding it to the pass's longest prompt adds at most this share of
+that prompt's length: padded tokens are computed like real ones (48 MBPP prompts: 4,254 padded tokens for
+4,044 real, against 4,718 when a pass took every prompt that fit)."""
 MIN_SHARED_PREFIX = 4
 """A shared prefix shorter than this is read with each prompt (one more forward pass would cost more)."""
 PLAIN_DEFAULTS = {"repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0), "min_length": (None, 0),
@@ -73,6 +79,16 @@ PLAIN_DEFAULTS = {"repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (No
                   "min_p": (None,), "typical_p": (None, 1.0), "epsilon_cutoff": (None, 0.0), "eta_cutoff": (None, 0.0)}
 """Model generation settings that ``generate`` would turn into logits processors this loop does not apply:
 a model that sets any of them is decoded by ``generate``."""
+
+
+def prefill_pass(lengths: list[int]) -> int:
+    """How many of the waiting prompts, whose own token counts are ``lengths`` (longest first), the next
+    prefill pass reads: at most ``PREFILL_TOKENS`` padded tokens, each within ``PASS_PADDING`` of the longest."""
+    width, count = max(1, lengths[0]), 1
+    while (count < len(lengths) and width * (count + 1) <= PREFILL_TOKENS
+           and lengths[count] >= width * (1 - PASS_PADDING)):
+        count += 1
+    return count
 
 
 def end_tokens(generate_kwargs: dict) -> set[int]:
@@ -111,19 +127,6 @@ class _Sequence:
     tokens: list[int] = field(default_factory=list)
 
 
-def _warpers(model, config: GenerationConfig) -> LogitsProcessorList:
-    """Temperature, then top-k (when the model's generation config sets one, as ``generate`` applies it),
-    then top-p: the order ``generate`` uses."""
-    warpers = LogitsProcessorList([TemperatureLogitsWarper(config.temperature)])
-    top_k = getattr(getattr(model, "generation_config", None), "top_k", None)
-    if top_k:
-        warpers.append(TopKLogitsWarper(top_k))
-    if config.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(config.top_p))
-    return warpers
-
-
-
 class ContinuousDecoder:
     """Decode prompts with continuous batching (see the module docstring)."""
 
@@ -132,7 +135,9 @@ class ContinuousDecoder:
         self.stops, self.ends = list(stops), set(ends)
         self.copies = config.k if config.do_sample else 1
         self.slots = max(self.copies, config.slots // self.copies * self.copies)
-        self.warpers = _warpers(model, config) if config.do_sample else None
+        # temperature, then top-k where the model's generation config sets one (as ``generate`` does), then top-p
+        top_k = getattr(getattr(model, "generation_config", None), "top_k", None)
+        self.sampler = Sampler(config.temperature, top_k, config.top_p) if config.do_sample else None
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         virtual = prompt_learning_config(model)
         self.virtual_type = getattr(virtual.peft_type, "value", virtual.peft_type) if virtual is not None else None
@@ -147,13 +152,6 @@ class ContinuousDecoder:
         beyond each row's newest token, guesses whose turn came (those before the first miss, and the miss),
         guesses taken."""
 
-    def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        # temperature, top-k and top-p read only the scores: one call for every row and position (top-p
-        # sorts the vocabulary); each draw then uses its own candidate's generator
-        flat = logits.reshape(-1, logits.shape[-1]).float()
-        context = torch.zeros((flat.shape[0], 1), dtype=torch.long, device=logits.device)
-        return torch.softmax(self.warpers(context, flat), dim=-1).reshape(logits.shape)
-
     def _choose(self, logits: torch.Tensor, sequences: list[_Sequence]) -> list[int]:
         """One token per row from ``logits`` (rows × vocabulary)."""
         return [tokens[0] for tokens in self._verify(logits[:, None, :], sequences, [[] for _ in sequences])]
@@ -161,18 +159,19 @@ class ContinuousDecoder:
     def _verify(self, logits: torch.Tensor, sequences: list[_Sequence], guesses: list[list[int]]) -> list[list[int]]:
         """Per row, the model's choices at the fed positions (rows × positions × vocabulary), in order, up to
         and including the first that differs from the row's guess for that position."""
-        if self.warpers is None:
+        positions = logits.shape[1]
+        if self.sampler is None:
             choices = logits.argmax(dim=-1).tolist()
-        else:
-            probabilities = self._probabilities(logits)
+        else:  # every row's and position's kept tokens at once; each draw then uses its candidate's generator
+            supports = self.sampler.supports(logits.reshape(-1, logits.shape[-1]))
         taken = []
         for row, (sequence, guess) in enumerate(zip(sequences, guesses, strict=True)):
             tokens = []
             for position in range(len(guess) + 1):
-                if self.warpers is None:
+                if self.sampler is None:
                     token = choices[row][position]
                 else:
-                    token = int(torch.multinomial(probabilities[row, position], 1, generator=sequence.generator))
+                    token = self.sampler.draw(supports[row * positions + position], sequence.generator)
                 tokens.append(token)
                 if position == len(guess) or token != guess[position]:
                     break
@@ -239,7 +238,7 @@ class ContinuousDecoder:
         for index in indices:
             for candidate in range(self.copies):
                 generator = None
-                if self.warpers is not None:
+                if self.sampler is not None:
                     seed = self.config.seed + index * self.copies + candidate
                     generator = torch.Generator(device="cpu").manual_seed(seed)
                 sequences.append(_Sequence(index, candidate, ids[index], generator))
@@ -252,8 +251,7 @@ class ContinuousDecoder:
         admitted = sorted(admitted, key=lambda index: -len(ids[index]))
         first = []
         while admitted:
-            width = len(ids[admitted[0]]) - self.shared
-            count = max(1, min(len(admitted), PREFILL_TOKENS // max(1, width)))
+            count = prefill_pass([len(ids[index]) - self.shared for index in admitted])
             new_cache, new_mask, logits, newcomers = self._prefill(ids, admitted[:count])
             cache, mask = join(cache, mask, new_cache, new_mask)
             first += [[token] for token in self._choose(logits, newcomers)]
@@ -293,7 +291,7 @@ class ContinuousDecoder:
         # tokens taken per guessed position paid for, counting the positions of rows that had no guess or a
         # shorter one (every row pays the step's width): an unconditional rate, so q^j prices deep positions low
         taken_rate = (self.counts["accepted"] + 1) / (self.counts["paid"] + 2)  # 1/2 before any evidence
-        worth = rows / (FLOOR_ROWS + rows)
+        worth = rows / (FLOOR_ROWS.get(self.config.cpu_matmul, FLOOR_ROWS["torch"]) + rows)
         length = 0
         while length < self.config.lookup_tokens and taken_rate ** (length + 1) > worth:
             length += 1

@@ -27,6 +27,7 @@ from peftlab.config import Config, GenerationConfig
 from peftlab.errors import UserError
 from peftlab.runs.directory import RunDir, training_run
 from peftlab.models.adapters import prompt_learning_config
+from peftlab.models.onednn import generation_matmul
 from peftlab.stages.continuous import ContinuousDecoder, continuous_applies, end_tokens, has_finished
 from peftlab.stages.kv_rows import left_padded_positions
 
@@ -298,7 +299,8 @@ def generate_candidates(
     Greedy decoding and sampling use continuous batching (:mod:`peftlab.stages.continuous`; each prompt is
     saved as soon as its candidates are done) wherever it applies, unless ``continuous`` is false (the
     batched path, kept for beams, for prompt-learning types other than prompt and prefix tuning, and for
-    comparison in bench/generate_speed.py).
+    comparison in bench/generate_speed.py). Float32 linear layers on a CPU multiply through oneDNN unless
+    ``config.cpu_matmul`` is ``torch`` (:mod:`peftlab.models.onednn`).
     """
     kwargs = generation_kwargs(config, tokenizer)
     ids = [str(index) for index in range(len(prompts))] if ids is None else [str(item) for item in ids]
@@ -336,17 +338,19 @@ def generate_candidates(
     try:
         bar = tqdm(total=len(batches), initial=len(batches) - len(todo), desc="generate",
                    unit="prompt" if streaming else "batch", disable=not progress)
-        if streaming:
-            decoder = ContinuousDecoder(model, tokenizer, config, kwargs.get("stop_strings") or [], end_tokens(kwargs))
-            decoder.run({batches[n][0]: prompts[batches[n][0]] for n in todo}, [batches[n][0] for n in todo],
-                        lambda index, decoded: save([index], decoded))
-            todo = []
-        decode = _batch_decoder(model, tokenizer, config, kwargs)
-        for number in todo:
-            batch = batches[number]
-            # Per batch, not per run: a resumed run draws for each batch what an uninterrupted one draws.
-            torch.manual_seed(config.seed + number * config.batch_size)
-            save(batch, decode([prompts[i] for i in batch]))
+        with generation_matmul(config.cpu_matmul):
+            if streaming:
+                decoder = ContinuousDecoder(model, tokenizer, config, kwargs.get("stop_strings") or [],
+                                            end_tokens(kwargs))
+                decoder.run({batches[n][0]: prompts[batches[n][0]] for n in todo}, [batches[n][0] for n in todo],
+                            lambda index, decoded: save([index], decoded))
+                todo = []
+            decode = _batch_decoder(model, tokenizer, config, kwargs)
+            for number in todo:
+                batch = batches[number]
+                # Per batch, not per run: a resumed run draws for each batch what an uninterrupted one draws.
+                torch.manual_seed(config.seed + number * config.batch_size)
+                save(batch, decode([prompts[i] for i in batch]))
         bar.close()
     except KeyboardInterrupt:
         if handle is not None:
