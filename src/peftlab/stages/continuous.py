@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
+
 from peftlab.config import GenerationConfig
 from peftlab.models.adapters import prompt_learning_config
 from peftlab.stages.kv_rows import join, layers, left_padded_positions, repeated, trim

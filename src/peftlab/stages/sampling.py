@@ -56,9 +56,11 @@ class Sampler:
         normaliser = torch.logsumexp(values if self.top_k else scores, dim=-1, keepdim=True)
         probabilities = (values - normaliser).exp()
         before = probabilities.cumsum(-1) - probabilities  # mass of the higher tokens
-        kept = before < self.top_p
+        kept = before < self.top_p if self.top_p < 1.0 else torch.ones_like(before, dtype=torch.bool)
         kept[:, 0] = True  # the most likely token always stays
         covered = (probabilities.sum(-1) >= self.top_p) | (self.top_k is not None) | (width == vocabulary)
+        # the draws use each candidate's CPU generator: a few dozen numbers per row cross from a GPU once
+        probabilities, kept, tokens, covered = (t.cpu() for t in (probabilities, kept, tokens, covered))
         out = []
         for row in range(scores.shape[0]):
             if covered[row]:
@@ -66,7 +68,7 @@ class Sampler:
                 out.append((row_probabilities / row_probabilities.sum(), tokens[row]))
             else:  # a flat row: transformers' warpers over the whole vocabulary
                 warped = self.warpers(scores.new_zeros((1, 1), dtype=torch.long), logits[row:row + 1].float())
-                out.append((torch.softmax(warped[0], dim=-1), torch.arange(vocabulary, device=logits.device)))
+                out.append((torch.softmax(warped[0], dim=-1).cpu(), torch.arange(vocabulary)))
         return out
 
     @staticmethod
