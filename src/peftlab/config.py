@@ -245,7 +245,7 @@ class GenerationConfig(_Section):
     the report compares the two where a study runs both (docs/report.md, "Engines")."""
     cpu_matmul: Literal["onednn", "torch"] = "onednn"
     """How float32 linear layers multiply on a CPU while generating. ``onednn``: oneDNN's inner product, which
-    ships in torch (1.1× faster for a prompt's prefill, 1.6–2.7× for the few rows of a decoding step, here);
+    ships in torch (1.1× faster for a prompt's prefill, 1.6–2.2× for a decoding step's few rows, here);
     ``torch``: torch's own ``linear`` (MKL's sgemm on x86), generation's path before. Both are float32 and
     differ only in the order they add products, as batch sizes already do: greedy candidates stay the same
     (peftlab/models/onednn.py). Training always uses torch's."""

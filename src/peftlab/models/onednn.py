@@ -4,7 +4,8 @@ Why: generation on a CPU is bound by its matrix products (bench/generation_bound
 ``linear`` (MKL's sgemm in the pinned x86 wheel) is slow at the few rows a decoding step has: on this
 project's 2-core AMD EPYC machines, a 48-row product with an MBPP model's MLP weights runs at ~130 GFLOP/s
 through MKL and ~180 through oneDNN, and the output projection over the 151,936-token vocabulary at 8 rows
-takes 84 ms against 31 (bench/results/generate-speed-*.md). oneDNN ships inside torch; nothing is installed.
+takes 84 ms against 31 (one-off timings, docs/decisions.md; the whole engine: bench/generate_speed.py).
+oneDNN ships inside torch; nothing is installed.
 
 It is float32 arithmetic like MKL's: the two differ only in the order in which they add the products, as
 MKL itself does between a 1-row and an 8-row product. On 48 MBPP prompts the greedy candidates are those of
