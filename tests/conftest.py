@@ -89,6 +89,20 @@ def tiny_data_dir(tmp_path_factory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="module")
+def tiny_generation_setup(tiny_model_dir, tiny_data_dir):
+    """What the generation tests decode: the tiny model, its tokenizer and 7 code-generation prompts."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from peftlab.config import load_config
+    from peftlab.tasks import get_task
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    task = get_task("codegen", load_config(None, [f"data.dir={tiny_data_dir}"]))
+    return model, tokenizer, [task.prompt(problem) for problem in task.load("train")[:7]]
+
+
 @pytest.fixture
 def tiny_overrides(tiny_model_dir, tiny_data_dir, tmp_path) -> list[str]:
     """Config overrides that point a run at the tiny model and data, small enough to train in seconds."""

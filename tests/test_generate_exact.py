@@ -2,11 +2,9 @@
 candidates of the plain path (file-order batches, ``generate`` reading each prompt once per beam)."""
 
 import pytest
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from peftlab.config import GenerationConfig, load_config
 from peftlab.stages.generate import generate_candidates
-from peftlab.tasks import get_task
 
 SETTINGS = {
     "greedy": {"k": 1},
@@ -17,11 +15,8 @@ PLAIN = {"sort_by_length": False, "share_prefill": False}
 
 
 @pytest.fixture(scope="module")
-def setup(tiny_model_dir, tiny_data_dir):
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    task = get_task("codegen", load_config(None, [f"data.dir={tiny_data_dir}"]))
-    prompts = [task.prompt(problem) for problem in task.load("train")[:7]]
+def setup(tiny_generation_setup):
+    model, tokenizer, prompts = tiny_generation_setup
     lengths = {len(tokenizer(p)["input_ids"]) for p in prompts}
     assert len(lengths) > 3  # the batches really are padded differently when sorted
     return model, tokenizer, prompts

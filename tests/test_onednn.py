@@ -7,13 +7,11 @@ import contextlib
 import pytest
 import torch
 from torch.nn import functional
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import peftlab.stages.generate as generate_module
-from peftlab.config import GenerationConfig, load_config
+from peftlab.config import GenerationConfig
 from peftlab.models.onednn import generation_matmul, onednn_available, onednn_linear
 from peftlab.stages.generate import generate_candidates
-from peftlab.tasks import get_task
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
 
@@ -60,16 +58,8 @@ def test_the_mode_routes_float32_linear_calls_and_passes_the_rest_through():
     assert mode.routed == 0 and layer.weight.grad is not None
 
 
-@pytest.fixture(scope="module")
-def setup(tiny_model_dir, tiny_data_dir):
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    task = get_task("codegen", load_config(None, [f"data.dir={tiny_data_dir}"]))
-    return model, tokenizer, [task.prompt(problem) for problem in task.load("train")[:7]]
-
-
-def test_a_tiny_models_logits_through_onednn_match_torchs(setup):
-    model, tokenizer, prompts = setup
+def test_a_tiny_models_logits_through_onednn_match_torchs(tiny_generation_setup):
+    model, tokenizer, prompts = tiny_generation_setup
     encoded = tokenizer(prompts[:3], return_tensors="pt", padding=True)
     with torch.inference_mode():
         expected = model(**encoded).logits
@@ -82,11 +72,11 @@ def test_a_tiny_models_logits_through_onednn_match_torchs(setup):
 
 @pytest.mark.parametrize("stop", [[], ["\n", "e"]], ids=["no-stop", "stops"])
 @pytest.mark.parametrize("slots", [2, 64])
-def test_continuous_batching_through_onednn_gives_the_candidates_of_generation_before(setup, monkeypatch, stop,
-                                                                                      slots):
+def test_continuous_batching_through_onednn_gives_the_candidates_of_generation_before(tiny_generation_setup,
+                                                                                      monkeypatch, stop, slots):
     """The exact engine's default (continuous batching, oneDNN) against generation as it was before issue 27
     (whole batches, torch's products): the same greedy candidates, and oneDNN really answered the products."""
-    model, tokenizer, prompts = setup
+    model, tokenizer, prompts = tiny_generation_setup
     modes = []
 
     @contextlib.contextmanager

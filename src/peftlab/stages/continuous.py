@@ -292,7 +292,7 @@ class ContinuousDecoder:
         # tokens taken per guessed position paid for, counting the positions of rows that had no guess or a
         # shorter one (every row pays the step's width): an unconditional rate, so q^j prices deep positions low
         taken_rate = (self.counts["accepted"] + 1) / (self.counts["paid"] + 2)  # 1/2 before any evidence
-        worth = rows / (FLOOR_ROWS.get(self.config.cpu_matmul, FLOOR_ROWS["torch"]) + rows)
+        worth = rows / (FLOOR_ROWS[self.config.cpu_matmul] + rows)
         length = 0
         while length < self.config.lookup_tokens and taken_rate ** (length + 1) > worth:
             length += 1
