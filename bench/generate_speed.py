@@ -10,7 +10,8 @@ continuous batching, exact (float32) and with the int8 engine — same model, sa
   torch's own matrix products (``generation.cpu_matmul=torch``): generation as it was before issue 27.
 * ``continuous``: finished sequences leave, waiting prompts take their places (the default since issue 27),
   ``generation.slots`` sequences at a time, the prompts' shared prefix read once, prompt-lookup guesses where
-  they pay (stages/continuous.py), float32 through oneDNN (models/onednn.py) — the exact engine.
+  they pay (stages/continuous.py), float32 through oneDNN from blocked copies of the weights (models/onednn.py)
+  — the exact engine.
 * ``continuous-int8``: the same with ``generation.engine=int8``.
 
 Greedy: the share of candidates identical to the batched path's, and for the int8 engine pass@1 (MBPP's
@@ -38,9 +39,11 @@ SETTINGS = {
 VARIANTS = ("batched", "continuous", "continuous-int8")
 BASELINE = {"cpu_matmul": "torch"}
 """The batched path's settings: today's path before issue 27 multiplied with torch's own ``linear``."""
-OPTIONAL = {"continuous-no-lookup": {"lookup_tokens": 0}, "continuous-torch-matmul": {"cpu_matmul": "torch"}}
-"""``--with-no-lookup`` / ``--with-torch-matmul``: the exact engine without prompt lookup, or multiplying with
-torch's ``linear`` instead of oneDNN's, to see what each gives."""
+OPTIONAL = {"continuous-no-lookup": {"lookup_tokens": 0}, "continuous-torch-matmul": {"cpu_matmul": "torch"},
+            "continuous-onednn-plain": {"cpu_matmul": "onednn-plain"}}
+"""``--with-no-lookup`` / ``--with-torch-matmul`` / ``--with-onednn-plain``: the exact engine without prompt
+lookup, multiplying with torch's ``linear`` instead of oneDNN's, or with oneDNN from the row-major weights
+(no blocked copies), to see what each gives."""
 
 
 def _task_and_prompts(args):
@@ -80,6 +83,8 @@ def main() -> None:
                         help="also time the exact engine without prompt lookup")
     parser.add_argument("--with-torch-matmul", action="store_true",
                         help="also time the exact engine with torch's own matrix products instead of oneDNN's")
+    parser.add_argument("--with-onednn-plain", action="store_true",
+                        help="also time the exact engine with oneDNN from the weights as they are (no blocked copies)")
     parser.add_argument("--adapter", help="a trained PEFT adapter directory applied to the model (unmerged)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -112,7 +117,8 @@ def main() -> None:
         batch = args.batch_size if setting == "greedy" else args.sample_batch_size
         generation = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=batch, slots=args.slots,
                                       stop=task.stop, **SETTINGS[setting])
-        chosen = {"continuous-no-lookup": args.with_no_lookup, "continuous-torch-matmul": args.with_torch_matmul}
+        chosen = {"continuous-no-lookup": args.with_no_lookup, "continuous-torch-matmul": args.with_torch_matmul,
+                  "continuous-onednn-plain": args.with_onednn_plain}
         variants = VARIANTS + tuple(name for name in OPTIONAL if chosen[name])
         times: dict[str, list[float]] = {name: [] for name in variants}
         outputs: dict[str, list] = {}
@@ -149,7 +155,8 @@ def main() -> None:
     environment["load_average_after"] = os.getloadavg()
     settings = {key: getattr(args, key) for key in ("model", "task", "problems", "sample_problems", "max_new_tokens",
                                                    "batch_size", "sample_batch_size", "slots", "repeats",
-                                                   "with_no_lookup", "with_torch_matmul", "adapter")}
+                                                   "with_no_lookup", "with_torch_matmul", "with_onednn_plain",
+                                                   "adapter")}
     if args.adapter:
         settings["adapter_type"] = json.loads((Path(args.adapter) / "adapter_config.json").read_text())["peft_type"]
     report = {"settings": settings, "environment": environment, "packages": package_versions(), "results": rows}
@@ -169,7 +176,8 @@ def main() -> None:
         f"{environment['load_average_after'][0]:.2f}.",
         "",
         f"Batched: whole batches of `batch` prompts (x k), torch's matrix products (generation before issue 27); "
-        f"continuous: {args.slots} slots, oneDNN's float32 products (the exact engine's default).",
+        f"continuous: {args.slots} slots, oneDNN's float32 products from blocked weights (the exact engine's "
+        "default).",
         "",
         "| setting | prompts × k | batch | batched cand/s | continuous cand/s (×) | continuous-int8 cand/s (×) | "
         "continuous = batched | int8 = exact |",
@@ -182,7 +190,8 @@ def main() -> None:
             f"(**{row['continuous']['speedup']:.2f}×**) | {row['continuous-int8']['candidates_per_s']:.3f} "
             f"(**{row['continuous-int8']['speedup']:.2f}×**) | {row['continuous']['identical_to_batched']}/"
             f"{row['candidates']} | {row['int8_identical_to_exact']}/{row['candidates']} |")
-    without = {"continuous-no-lookup": "without prompt lookup", "continuous-torch-matmul": "with torch's matmul"}
+    without = {"continuous-no-lookup": "without prompt lookup", "continuous-torch-matmul": "with torch's matmul",
+               "continuous-onednn-plain": "with oneDNN's plain weights"}
     for row in rows:
         for name, what in without.items():
             if name not in row:

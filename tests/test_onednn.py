@@ -10,7 +10,7 @@ from torch.nn import functional
 
 import peftlab.stages.generate as generate_module
 from peftlab.config import GenerationConfig
-from peftlab.models.onednn import generation_matmul, onednn_available, onednn_linear
+from peftlab.models.onednn import OneDNNLinear, blocked_weight, generation_matmul, onednn_available, onednn_linear
 from peftlab.stages.generate import generate_candidates
 
 pytestmark = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN")
@@ -28,6 +28,39 @@ def test_onednn_linear_is_torchs_linear_up_to_float32_rounding(shape, with_bias)
     assert got.shape == expected.shape == (*shape[:-1], 40)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert not torch.equal(got, torch.zeros_like(got))
+
+
+@pytest.mark.parametrize("rows", [2, 4, 8, 33])
+def test_a_blocked_weight_gives_the_plain_weights_products(rows):
+    """oneDNN's blocked copy of a weight multiplies to the row-major weight's very bits."""
+    generator = torch.Generator().manual_seed(1)
+    x, weight, bias = (torch.randn(rows, 64, generator=generator), torch.randn(96, 64, generator=generator),
+                       torch.randn(96, generator=generator))
+    blocked = blocked_weight(weight)
+    assert blocked is not None and blocked.layout != torch.strided  # a copy in oneDNN's own layout
+    got, plain = onednn_linear(x, weight, bias, blocked), onednn_linear(x, weight, bias)
+    torch.testing.assert_close(got, functional.linear(x, weight, bias), rtol=1e-5, atol=1e-5)
+    assert torch.equal(got, plain)
+
+
+def test_the_mode_copies_each_weight_once_and_again_when_it_changes():
+    layer = torch.nn.Linear(16, 12)
+    x = torch.randn(5, 16)
+    with torch.no_grad():
+        with OneDNNLinear() as mode:
+            first = layer(x)
+            layer(x)
+            assert list(mode.blocked) == [id(layer.weight)] and mode.routed == 2 and mode.copied == 1
+            layer.weight.mul_(2)  # an in-place change: the old copy would give the old products
+            second = layer(x)
+            layer(x[:1])  # one row: the row-major weight, no copy needed
+            assert mode.copied == 2 and mode.routed == 4
+        assert mode.blocked == {}  # the copies go with the block
+        with OneDNNLinear(blocked=False) as plain:
+            assert torch.equal(layer(x), second) and plain.blocked is None
+    torch.testing.assert_close(second - layer.bias, 2 * (first - layer.bias), rtol=1e-5, atol=1e-5)
+    with generation_matmul("onednn") as blocked, generation_matmul("onednn-plain") as rowmajor:
+        assert blocked.blocked == {} and rowmajor.blocked is None
 
 
 def test_onednn_linear_declines_what_it_cannot_compute_the_same_way():
@@ -70,10 +103,11 @@ def test_a_tiny_models_logits_through_onednn_match_torchs(tiny_generation_setup)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("matmul", ["onednn", "onednn-plain"])
 @pytest.mark.parametrize("stop", [[], ["\n", "e"]], ids=["no-stop", "stops"])
 @pytest.mark.parametrize("slots", [2, 64])
 def test_continuous_batching_through_onednn_gives_the_candidates_of_generation_before(tiny_generation_setup,
-                                                                                      monkeypatch, stop, slots):
+                                                                                      monkeypatch, stop, slots, matmul):
     """The exact engine's default (continuous batching, oneDNN) against generation as it was before issue 27
     (whole batches, torch's products): the same greedy candidates, and oneDNN really answered the products."""
     model, tokenizer, prompts = tiny_generation_setup
@@ -89,7 +123,11 @@ def test_continuous_batching_through_onednn_gives_the_candidates_of_generation_b
     base = {"max_new_tokens": 12, "batch_size": 3, "stop": stop, "k": 1}
     before = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, drop_finished=False,
                                                                              cpu_matmul="torch"), progress=False)
-    now = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, slots=slots), progress=False)
+    now = generate_candidates(model, tokenizer, prompts, GenerationConfig(**base, slots=slots, cpu_matmul=matmul),
+                              progress=False)
     assert modes[0] is None and modes[1].routed > 0
+    assert (modes[1].blocked is None) == (matmul == "onednn-plain")
+    if matmul == "onednn":  # every linear layer's weight was copied (the output projection's included)
+        assert modes[1].copied == sum(isinstance(m, torch.nn.Linear) for m in model.modules())
     assert now == before
     assert len({c for group in before for c in group}) > 3

@@ -2,7 +2,7 @@
 prompts take their place, so the batch stays full.
 
 Why: on a CPU, throughput is set by how many sequences a decoding step carries. A step reads every weight
-once whatever the rows: Qwen2.5-Coder-0.5B on 2 cores takes ~100 ms for one row and ~340 ms for 48 (7 ms
+once whatever the rows: Qwen2.5-Coder-0.5B on 2 cores takes ~100 ms for one row and ~390 ms for 48 (6–7 ms
 a row; float32 through oneDNN, :mod:`peftlab.models.onednn`). With ``generate``, a batch runs until its
 longest answer ends: MBPP answers of 8–84 tokens in one batch of 16 kept on average fewer than 8 rows busy
 per step (bench/results/generate-speed-*).
@@ -63,11 +63,12 @@ ADMIT_SHARE = 4
 PREFILL_TOKENS = 1024
 """Padded prompt tokens per prefill pass: enough rows for the matrix products' full speed (oneDNN reaches it
 from ~250 rows here), few enough that prompts of unlike length are not padded to each other."""
-FLOOR_ROWS = {"onednn": 20, "torch": 36}
+FLOOR_ROWS = {"onednn": 14, "onednn-plain": 20, "torch": 36}
 """A decoding step over ``n`` token rows costs about ``FLOOR_ROWS + n`` row-costs: reading the weights
-costs as much as this many rows' arithmetic (Qwen2.5-Coder-0.5B on 2 cores, by ``generation.cpu_matmul``:
-~100 ms a step plus ~5 ms a row through oneDNN, ~250 ms plus ~7 ms through torch's MKL). Prompt lookup uses
-it to price a guessed position against the tokens it may yield."""
+costs as much as this many rows' arithmetic (Qwen2.5-Coder-0.5B on 2 cores, steps of 4–16 rows, by
+``generation.cpu_matmul``: ~80 ms a step plus ~5.5 ms a row through oneDNN's blocked weights, ~120 ms plus
+~6 ms from the plain ones, ~250 ms plus ~7 ms through torch's MKL). Prompt lookup uses it to price a guessed
+position against the tokens it may yield."""
 PASS_PADDING = 0.1
 """A prompt joins a prefill pass only if padding it to the pass's longest prompt adds at most this share of
 that prompt's length: padded tokens are computed like real ones (48 MBPP prompts: 4,254 padded tokens for
