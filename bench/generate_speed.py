@@ -150,7 +150,8 @@ def main() -> None:
             difference = bootstrap_ci(np.array([int8_pass[i] - exact_pass[i] for i in shared]))
             row["pass_at_1"] = {"exact": float(np.mean([exact_pass[i] for i in shared])),
                                 "int8": float(np.mean([int8_pass[i] for i in shared])),
-                                "int8_minus_exact": [difference.value, difference.low, difference.high], "n": len(shared)}
+                                "int8_minus_exact": [difference.value, difference.low, difference.high],
+                                "n": len(shared)}
         rows.append(row)
     environment["load_average_after"] = os.getloadavg()
     settings = {key: getattr(args, key) for key in ("model", "task", "problems", "sample_problems", "max_new_tokens",

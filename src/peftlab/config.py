@@ -245,13 +245,13 @@ class GenerationConfig(_Section):
     the report compares the two where a study runs both (docs/report.md, "Engines")."""
     cpu_matmul: Literal["onednn", "onednn-plain", "torch"] = "onednn"
     """How float32 linear layers multiply on a CPU while generating. ``onednn``: oneDNN's inner product, which
-    ships in torch, from copies of the weights in oneDNN's blocked layout made when generation starts (1.1×
-    faster than torch's for a prompt's prefill, 1.6–2.2× for a decoding step's few rows, and the copies
-    1.3–1.6× more on steps of 4–16 rows, here; they hold the model's float32 weights a second time while
-    generating); ``onednn-plain``: oneDNN from the weights as they are, no copies; ``torch``: torch's own
-    ``linear`` (MKL's sgemm on x86), generation's path before. All are float32 and differ only in the order
-    they add products, as batch sizes already do: greedy candidates stay the same (peftlab/models/onednn.py).
-    Training always uses torch's."""
+    ships in torch, from copies of the weights in oneDNN's blocked layout made for the generation (1.1×
+    faster than torch's for a prompt's prefill, 1.6–2.2× for a decoding step's few rows, and the copies'
+    products 1.2–2× more at 2–48 rows, here: bench/onednn_layout.py; the copies hold the model's float32
+    weights a second time while generating). ``onednn-plain``: oneDNN from the weights as they are, no
+    copies. ``torch``: torch's own ``linear`` (MKL's sgemm on x86), generation's path before. All are float32
+    and differ only in the order they add products, as batch sizes already do: greedy candidates stay the
+    same (peftlab/models/onednn.py). Training always uses torch's."""
 
 
 class ExecutionConfig(_Section):
