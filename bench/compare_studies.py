@@ -59,6 +59,11 @@ def compare(before: Path, after: Path) -> tuple[list[dict], bool]:
     return rows, identical
 
 
+def _score(value) -> str:
+    """A score for the table; ``-`` where the cell's task has no such metric (MBPP has no EM or CodeBLEU)."""
+    return "-" if value is None else f"{value:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before", type=Path)
@@ -75,7 +80,7 @@ def main() -> None:
             continue
         lines.append(f"| {row['method']} | {row['predictions_identical']} | {row['scores_compared']} | "
                      f"{', '.join(row['scores_differing']) or 'none'} | {', '.join(row['only_one_side']) or '-'} | "
-                     f"{row['em@1']:.3f} | {row['codebleu']:.3f} |")
+                     f"{_score(row['em@1'])} | {_score(row['codebleu'])} |")
     lines += ["", f"**{'Identical' if identical else 'NOT identical'}**: every cell's predictions and scores."]
     text = "\n".join(lines) + "\n"
     print(text)
