@@ -63,8 +63,12 @@ def onednn_linear(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
                   blocked: torch.Tensor | None = None) -> torch.Tensor | None:
     """``functional.linear(input, weight, bias)`` by oneDNN, or ``None`` where it does not apply; ``blocked``:
     ``weight`` in oneDNN's own layout (:func:`blocked_weight`), multiplied instead of it."""
-    if not routable(input, weight, bias):
-        return None
+    return _product(input, weight, bias, blocked) if routable(input, weight, bias) else None
+
+
+def _product(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+             blocked: torch.Tensor | None) -> torch.Tensor:
+    """oneDNN's ``linear`` for arguments :func:`routable` has accepted."""
     rows = input.reshape(-1, input.shape[-1])
     output = torch.ops.mkldnn._linear_pointwise(rows, weight if blocked is None else blocked, bias, "none", [], "")
     return output.reshape(*input.shape[:-1], weight.shape[0])
@@ -97,8 +101,8 @@ class OneDNNLinear(TorchFunctionMode):
         super().__init__()
         self.routed = self.copied = 0
         self.blocked: dict[int, tuple[torch.Tensor, int, torch.Tensor | None]] | None = {} if blocked else None
-        """id(weight) -> (weight, its version when copied, the copy): the weight is held so its id stays its own.
-        Emptied when the block ends; ``copied`` counts the copies made."""
+        """id(weight) -> (weight, its version when copied, the copy or ``None`` where this torch makes none): the
+        weight is held so its id stays its own. Emptied when the block ends; ``copied`` counts the copies made."""
 
     def __exit__(self, *exc_info):
         if self.blocked is not None:
@@ -112,11 +116,11 @@ class OneDNNLinear(TorchFunctionMode):
             version = weight._version
         except RuntimeError:  # an inference tensor has no version counter, and nothing changes it here
             version = -1
-        entry = self.blocked.get(id(weight))
-        if entry is None or entry[0] is not weight or entry[1] != version:
+        entry = self.blocked.get(id(weight))  # held weights keep their ids: an entry is this weight's own
+        if entry is None or entry[1] != version:
             entry = (weight, version, blocked_weight(weight))
             self.blocked[id(weight)] = entry
-            self.copied += 1
+            self.copied += entry[2] is not None
         return entry[2]
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -128,7 +132,7 @@ class OneDNNLinear(TorchFunctionMode):
                 self.routed += 1
                 # one row reads the row-major weight faster (bench/onednn_layout.py): its own kernel
                 single = input.numel() == input.shape[-1]
-                return onednn_linear(input, weight, bias, None if single else self._blocked(weight))
+                return _product(input, weight, bias, None if single else self._blocked(weight))
         return func(*args, **kwargs)
 
 
